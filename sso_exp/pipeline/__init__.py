@@ -1,0 +1,1 @@
+"""Workflows, one file each: online SSO (offline and reward-model modes come next)."""

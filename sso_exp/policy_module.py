@@ -1,0 +1,51 @@
+"""The LightningModule that trains the policy with the SSO loss: one forward per pair
+(chosen and rejected stacked), the loss from `losses.sso_loss`, AdamW with warmup + cosine."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Dict
+
+import pytorch_lightning as pl
+import torch
+from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
+
+from .config import LossConfig, ScheduleConfig
+from .logprobs import sequence_logps
+from .losses import Pair, SeqLogps, sso_loss
+
+
+def split_pair(out: SeqLogps) -> Pair:
+    """A stacked [chosen; rejected] forward back into its two halves."""
+    b = out.sum.shape[0] // 2
+    return Pair(SeqLogps(out.sum[:b], out.count[:b]), SeqLogps(out.sum[b:], out.count[b:]))
+
+
+class SSOPolicyModule(pl.LightningModule):
+    def __init__(self, model: PreTrainedModel, loss: LossConfig, schedule: ScheduleConfig):
+        super().__init__()
+        self.model, self.loss_cfg, self.schedule = model, loss, schedule
+        self._sums: Dict[str, float] = defaultdict(float)
+        self._steps = 0
+
+    def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
+        pairs = [k for k in batch if k != "ref"]
+        policy = {p: split_pair(sequence_logps(self.model, batch[p])) for p in pairs}
+        loss, metrics = sso_loss(self.loss_cfg, policy, batch.get("ref"))
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(policy["main"][0].sum))
+        self.log("train_loss", metrics["loss"], prog_bar=True, logger=False)
+        for key, value in metrics.items():
+            self._sums[key] += float(value)
+        self._steps += 1
+        return loss
+
+    def mean_metrics(self) -> Dict[str, float]:
+        """Each training metric averaged over the batches seen: the iteration's summary."""
+        return {k: v / max(self._steps, 1) for k, v in self._sums.items()}
+
+    def configure_optimizers(self):
+        s = self.schedule
+        opt = torch.optim.AdamW(self.model.parameters(), lr=s.lr, betas=tuple(s.betas),
+                                weight_decay=s.weight_decay)
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = get_cosine_schedule_with_warmup(opt, int(s.warmup_ratio * total), total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

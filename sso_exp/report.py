@@ -1,0 +1,39 @@
+"""The end-of-run console summary: one markdown row per iteration."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+# (header, row key, format)
+COLUMNS: Sequence[Tuple[str, str, str]] = (
+    ("iter", "iteration", "{:d}"),
+    ("generated", "pairs/generated", "{:d}"),
+    ("kept", "pairs/kept", "{:d}"),
+    ("drop %", "pairs/drop_rate", "{:.0%}"),
+    ("len y+", "length/chosen", "{:.0f}"),
+    ("len y-", "length/rejected", "{:.0f}"),
+    ("len y0", "length/raw", "{:.0f}"),
+    ("onpol y+", "onpolicy/chosen", "{:.3f}"),
+    ("onpol y-", "onpolicy/rejected", "{:.3f}"),
+    ("onpol y0", "onpolicy/raw", "{:.3f}"),
+    ("loss", "train/loss", "{:.4f}"),
+    ("acc main", "train/rewards/accuracies", "{:.2f}"),
+    ("acc p", "train/p_rewards/accuracies", "{:.2f}"),
+    ("acc n", "train/n_rewards/accuracies", "{:.2f}"),
+    ("W", "train/w/mean", "{:.3f}"),
+)
+
+
+def _cell(row: Dict[str, float], key: str, fmt: str) -> str:
+    if key not in row:
+        return "-"
+    value = row[key]
+    return fmt.format(int(value) if fmt == "{:d}" else value)
+
+
+def summary_table(rows: List[Dict[str, float]]) -> str:
+    """Lengths in tokens; onpol: mean token log-prob of the response under pi(.|x) before
+    the iteration's training."""
+    lines = ["| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
+             "|" + "|".join("---:" for _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_cell(r, k, f) for _, k, f in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
