@@ -8,8 +8,7 @@ import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import ConfigError, validate
-from .data import DataError
+from .config import ConfigError, SSOError, validate
 from .pipeline.online import run_online
 
 log = logging.getLogger("sso_exp")
@@ -28,7 +27,7 @@ def run(cfg: DictConfig) -> None:
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
-    except (ConfigError, DataError) as err:
+    except SSOError as err:
         log.error("%s", err)
         sys.exit(2)
 

@@ -9,7 +9,11 @@ from typing import Any, Dict, List, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 
-class ConfigError(ValueError):
+class SSOError(Exception):
+    """An error the user can fix; the CLI prints its message, not a traceback."""
+
+
+class ConfigError(SSOError, ValueError):
     """A config value that cannot work; the message names the key."""
 
 
@@ -181,5 +185,7 @@ def validate(cfg: DictConfig) -> SSOConfig:
     """Merge the composed config into the schema (types, unknown keys) and build the
     dataclasses (missing values, ranges). Errors name the offending key."""
     schema = OmegaConf.structured(SSOConfig)
+    if "hydra" in cfg:  # present when composed with return_hydra_config (tests)
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     cfg = OmegaConf.merge(schema, cfg)
     return OmegaConf.to_object(cfg)

@@ -12,13 +12,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
+from .config import SSOError
+
 RECORD_FIELDS = ("instruction", "idx", "history", "p_system", "n_system", "system",
                  "chosen", "rejected", "raw")
 # The model may echo a label such as "Response:" or "### Assistant Response:".
 _LABEL = re.compile(r"^\s*(?:#+\s*)?(?:[A-Za-z]+\s+){0,2}response\s*:\s*", re.IGNORECASE)
 
 
-class DataError(ValueError):
+class DataError(SSOError, ValueError):
     """Bad input data; the message names file and line."""
 
 

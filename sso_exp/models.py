@@ -75,7 +75,7 @@ def _pretrained_path(cfg: ModelConfig) -> str:
     try:
         AutoConfig.from_pretrained(cfg.path, local_files_only=True,
                                    trust_remote_code=cfg.trust_remote_code)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: not a valid hub id either
         raise ModelNotAvailable(
             f"model '{cfg.name}' ({cfg.path}) is not available offline: it is neither a local "
             f"folder nor in the Hugging Face cache, and sso-exp never downloads. Copy the model "

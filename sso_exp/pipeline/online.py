@@ -12,7 +12,7 @@ from typing import Dict, List
 import pytorch_lightning as pl
 from omegaconf import OmegaConf
 
-from ..config import SSOConfig
+from ..config import SSOConfig, SSOError
 from ..data import load_prompts, write_jsonl
 from ..dataset import ON_POLICY, encode_records
 from ..models import check_available, load_policy, save_policy
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 DROP_RULES = ("short", "chosen_eq_rejected", "rejected_eq_raw", "chosen_eq_raw")
 
 
-class EmptyIteration(RuntimeError):
+class EmptyIteration(SSOError):
     """The filter dropped every pair of an iteration and `mode.on_empty=stop`."""
 
 

@@ -1,0 +1,114 @@
+"""`python -m sso_exp` on model=tiny: what a run leaves behind, and how bad input fails."""
+import json
+
+import mlflow
+import pytest
+from safetensors import safe_open
+
+from conftest import TINY_ARGS, run_cli
+from sso_exp.data import RECORD_FIELDS
+
+STEP_METRICS = [f"{p}rewards/{k}" for p in ("", "p_", "n_")
+                for k in ("chosen", "rejected", "accuracies", "margins")]
+STEP_METRICS += ["loss", "logps/chosen", "logps/rejected", "w/mean"]
+ITER_METRICS = ["pairs/generated", "pairs/kept", "pairs/drop_rate", "pairs/dropped/short",
+                "length/chosen", "length/rejected", "length/raw",
+                "onpolicy/chosen", "onpolicy/rejected", "onpolicy/raw"]
+
+
+def out(proc):
+    """What the user sees: Hydra logs to stdout, Python errors to stderr."""
+    return proc.stdout + proc.stderr
+
+
+def only_run(tmp_path):
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("sso-exp").experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+@pytest.fixture(scope="module")
+def online_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("online")
+    proc = run_cli(tmp, *TINY_ARGS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, proc
+
+
+def test_each_iteration_leaves_pairs_and_a_checkpoint(online_run):
+    tmp, _ = online_run
+    for it in (1, 2):
+        rows = [json.loads(l) for l in (tmp / f"run/iter_{it}/pairs.jsonl").read_text().splitlines()]
+        assert rows and all(tuple(r) == RECORD_FIELDS for r in rows)
+        assert all(r["p_system"].startswith("Your response should be") for r in rows)
+        ckpt = tmp / f"run/iter_{it}/policy"
+        assert (ckpt / "model.safetensors").is_file() and not list(ckpt.glob("*.bin"))
+    with safe_open(tmp / "run/iter_1/policy/model.safetensors", "pt") as a, \
+            safe_open(tmp / "run/iter_2/policy/model.safetensors", "pt") as b:
+        key = "model.layers.0.mlp.up_proj.weight"
+        assert not (a.get_tensor(key) == b.get_tensor(key)).all(), "iteration 2 did not train"
+
+
+def test_mlflow_run_holds_config_metrics_and_pairs(online_run):
+    tmp, _ = online_run
+    client, run = only_run(tmp)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["loss.name"] == "ipo" and run.data.params["model.name"] == "tiny"
+    for key in STEP_METRICS + ITER_METRICS:
+        assert key in run.data.metrics, key
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+    assert steps == sorted(set(steps)) and len(steps) == 4  # 2 iterations x 2 steps, no repeats
+    onpol = client.get_metric_history(run.info.run_id, "onpolicy/chosen")
+    assert [m.step for m in onpol] == [1, 2] and all(m.value < 0 for m in onpol)
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "iter_1", "iter_2", "summary.md"} <= arts
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "iter_2")] == ["iter_2/pairs.jsonl"]
+
+
+def test_console_prints_the_summary_table(online_run):
+    _, proc = online_run
+    table = [l for l in proc.stdout.splitlines() if l.startswith("| ")]
+    assert table[0].startswith("| iter | generated | kept | drop %")
+    assert [l.split("|")[1].strip() for l in table[1:]] == ["1", "2"]
+
+
+def test_missing_prompts_file_fails_before_any_work(tmp_path):
+    proc = run_cli(tmp_path, *TINY_ARGS, f"data.prompts={tmp_path}/none.jsonl")
+    assert proc.returncode == 2
+    assert "none.jsonl: file not found" in out(proc)
+    assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob("run/iter_*"))
+
+
+def test_malformed_prompt_line_names_file_and_line(tmp_path):
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"prompt": "ok"}\n{"prompt": "broken"\n')
+    proc = run_cli(tmp_path, *TINY_ARGS, f"data.prompts={bad}")
+    assert proc.returncode == 2 and f"{bad}:2: invalid JSON" in out(proc)
+
+
+def test_unknown_key_fails(tmp_path):
+    proc = run_cli(tmp_path, *TINY_ARGS, "loss.gbeta=1")
+    assert proc.returncode != 0 and "gbeta" in out(proc)
+
+
+def test_unavailable_model_fails_with_one_message(tmp_path):
+    proc = run_cli(tmp_path, "model=qwen2", f"model.path={tmp_path}/missing/Qwen2-7B-Instruct")
+    assert proc.returncode == 2
+    assert "not available offline" in out(proc) and "model.path=" in out(proc)
+
+
+def test_empty_iteration_stops_and_keeps_what_was_written(tmp_path):
+    proc = run_cli(tmp_path, *TINY_ARGS, "filter.min_chars=100000")
+    assert proc.returncode == 2 and "dropped all 4 pairs" in out(proc)
+    assert len((tmp_path / "run/iter_1/generated.jsonl").read_text().splitlines()) == 4
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FAILED" and run.data.metrics["pairs/dropped/short"] == 4
+
+
+def test_empty_iteration_can_go_on(tmp_path):
+    proc = run_cli(tmp_path, *TINY_ARGS, "filter.min_chars=100000", "mode.on_empty=continue")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "going on with the policy unchanged" in out(proc)
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED" and run.data.metrics["pairs/kept"] == 0

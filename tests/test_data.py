@@ -1,0 +1,71 @@
+"""Prompt files, the string filter, and the authors' record format."""
+import json
+
+import pytest
+
+from conftest import SHARED_DATA
+from sso_exp.data import (RECORD_FIELDS, DataError, load_prompts, make_record,
+                          string_filter, strip_label, write_jsonl)
+
+
+def test_demo_queries_ship_with_the_package():
+    prompts = load_prompts(None)
+    assert len(prompts) >= 150 and len(set(prompts)) == len(prompts)
+
+
+def test_prompt_or_instruction_field(tmp_path):
+    f = tmp_path / "q.jsonl"
+    f.write_text('{"prompt": "a"}\n\n{"instruction": " b "}\n')
+    assert load_prompts(str(f)) == ["a", "b"]
+
+
+def test_shared_prompt_files_load():
+    assert len(load_prompts(str(SHARED_DATA / "alpaca_prompts_2k.jsonl"))) == 2000
+
+
+@pytest.mark.parametrize("text,match", [
+    ('{"prompt": "a"}\n{"prompt": oops}\n', r"q.jsonl:2: invalid JSON"),
+    ('{"prompt": "a"}\n{"text": "b"}\n', r"q.jsonl:2: no 'prompt' or 'instruction'"),
+    ('[1, 2]\n', r"q.jsonl:1: expected a JSON object"),
+    ('\n', r"q.jsonl: no prompts"),
+])
+def test_bad_prompt_files_name_file_and_line(tmp_path, text, match):
+    f = tmp_path / "q.jsonl"
+    f.write_text(text)
+    with pytest.raises(DataError, match=match):
+        load_prompts(str(f))
+
+
+def test_missing_prompt_file(tmp_path):
+    with pytest.raises(DataError, match="nope.jsonl: file not found"):
+        load_prompts(str(tmp_path / "nope.jsonl"))
+
+
+def test_strip_label():
+    assert strip_label("Response: Hello") == "Hello"
+    assert strip_label("### Assistant Response:\nHi there") == "Hi there"
+    assert strip_label("The response: is fine") == "is fine"
+    assert strip_label("No label here") == "No label here"
+
+
+def test_filter_rules_count_each_drop():
+    rec = lambda c, r, y0: make_record("q", "p", "n", c, r, y0)
+    kept, drops = string_filter([
+        rec("good answer", "bad answer", "raw answer"),
+        rec("same text", "same text", "raw answer"),
+        rec("good answer", "raw answer", "raw answer"),
+        rec("Response: raw answer", "bad answer", "raw answer"),
+        rec("ok", "bad answer", "raw answer"),
+    ], min_chars=8)
+    assert [r["chosen"] for r in kept] == ["good answer"]
+    assert drops == {"chosen_eq_rejected": 1, "rejected_eq_raw": 1, "chosen_eq_raw": 1, "short": 1}
+
+
+def test_records_have_the_authors_fields(tmp_path):
+    authors = json.loads((SHARED_DATA / "sso_example.json").read_text())
+    rec = make_record(authors["instruction"], authors["p_system"], authors["n_system"],
+                      authors["chosen"], authors["rejected"], authors["raw"])
+    assert tuple(rec) == RECORD_FIELDS and set(rec) == set(authors)
+    assert rec["system"] == "" and rec["history"] == []
+    write_jsonl([rec], tmp_path / "pairs.jsonl")
+    assert json.loads((tmp_path / "pairs.jsonl").read_text()) == rec

@@ -1,0 +1,64 @@
+"""Log-probs count response tokens only, and padding side does not change them."""
+import torch
+
+from sso_exp.logprobs import Encoded, chat_prompt, encode, pad, score, sequence_logps
+
+
+def _seqs(tok):
+    prompts = [chat_prompt(tok, None, "Hi"), chat_prompt(tok, "Be brief.", "Name a colour.")]
+    return [encode(tok, prompts[0], "Hello there, how can I help?", 512),
+            encode(tok, prompts[1], "Blue.", 512)]
+
+
+def test_encode_masks_prompt_and_ends_with_eos(tiny):
+    _, tok = tiny
+    prompt = chat_prompt(tok, None, "Hi")
+    enc = encode(tok, prompt, "Hello", 512)
+    assert enc.ids[:enc.n_prompt] == tok(prompt, add_special_tokens=False).input_ids
+    assert enc.ids[-1] == tok.eos_token_id
+    assert tok.decode(enc.ids[enc.n_prompt:-1]) == "Hello"
+
+
+def test_encode_truncates_response_first():
+    class Tok:
+        eos_token_id = 0
+
+        def __call__(self, text, add_special_tokens=False):
+            return type("E", (), {"input_ids": [int(t) for t in text.split()]})
+
+    enc = encode(Tok(), "1 2 3 4", "5 6 7 8 9", max_length=6)
+    assert enc == Encoded([1, 2, 3, 4, 5, 6], 4)
+    enc = encode(Tok(), "1 2 3 4 5 6 7", "8 9", max_length=4)
+    assert enc == Encoded([5, 6, 7, 8], 3)  # prompt's start cut, one response token kept
+
+
+def test_logps_equal_manual_sum_over_response_tokens(tiny):
+    model, tok = tiny
+    s = _seqs(tok)[0]
+    ids = torch.tensor([s.ids])
+    with torch.no_grad():
+        logp = model(ids).logits.float().log_softmax(-1)[0]
+        want = sum(logp[t - 1, ids[0, t]].item() for t in range(s.n_prompt, len(s.ids)))
+        got = sequence_logps(model, pad([s], tok.pad_token_id))
+    assert got.count.item() == len(s.ids) - s.n_prompt
+    assert abs(got.sum.item() - want) < 1e-4
+
+
+def test_left_and_right_padding_agree(tiny):
+    model, tok = tiny
+    seqs = _seqs(tok)
+    with torch.no_grad():
+        right = sequence_logps(model, pad(seqs, tok.pad_token_id, left=False))
+        left = sequence_logps(model, pad(seqs, tok.pad_token_id, left=True))
+        alone = [sequence_logps(model, pad([s], tok.pad_token_id)).sum.item() for s in seqs]
+    assert torch.allclose(right.sum, left.sum, atol=1e-4)
+    assert torch.equal(right.count, left.count)
+    assert torch.allclose(right.sum, torch.tensor(alone), atol=1e-4)
+
+
+def test_score_keeps_input_order(tiny):
+    model, tok = tiny
+    seqs = _seqs(tok)[::-1] * 2
+    out = score(model, seqs, tok.pad_token_id, batch_size=3)
+    single = [score(model, [s], tok.pad_token_id, 1).sum.item() for s in seqs]
+    assert torch.allclose(out.sum, torch.tensor(single), atol=1e-4)
