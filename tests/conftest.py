@@ -33,9 +33,11 @@ def compose_cfg(tmp_path: Path, *overrides: str):
 
 def run_cli(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m sso_exp` in a subprocess, its outputs and MLflow store under tmp_path."""
-    cmd = [sys.executable, "-m", "sso_exp", f"hydra.run.dir={tmp_path}/run",
+    flags = [a for a in overrides if a.startswith("-")]  # argparse wants them first
+    cmd = [sys.executable, "-m", "sso_exp", *flags, f"hydra.run.dir={tmp_path}/run",
            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-           f"tracking.artifact_location={tmp_path}/art", *overrides]
+           f"tracking.artifact_location={tmp_path}/art",
+           *[a for a in overrides if not a.startswith("-")]]
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           env=env, stdin=subprocess.DEVNULL)
