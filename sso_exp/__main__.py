@@ -9,10 +9,11 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from .config import ConfigError, SSOError, validate
+from .pipeline.offline import run_offline
 from .pipeline.online import run_online
 
 log = logging.getLogger("sso_exp")
-MODES = {"online": run_online}
+MODES = {"online": run_online, "offline": run_offline}
 
 
 def run(cfg: DictConfig) -> None:

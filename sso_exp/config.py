@@ -60,6 +60,14 @@ class IdentifyExample:
 
 
 @dataclass
+class PrincipleExample:
+    query: str = MISSING
+    feature: str = MISSING
+    good_principle: str = MISSING
+    bad_principle: str = MISSING
+
+
+@dataclass
 class PrincipleConfig:
     name: str = MISSING
     num_features: int = 2
@@ -69,6 +77,9 @@ class PrincipleConfig:
     features: List[FeatureConfig] = MISSING
     identify_examples: List[IdentifyExample] = MISSING
     identify_max_new_tokens: int = 24
+    generate: bool = False  # the policy writes query-specific principles
+    generate_examples: List[PrincipleExample] = field(default_factory=list)
+    generate_max_new_tokens: int = 200
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
@@ -81,6 +92,8 @@ class PrincipleConfig:
         for ex in self.identify_examples:
             bad = [n for n in ex.features if n not in names]
             _check(not bad, "principle.identify_examples", f"unknown features {bad}")
+        _check(not self.generate or bool(self.generate_examples), "principle.generate_examples",
+               "principle.generate needs few-shot examples")
 
 
 @dataclass
@@ -135,11 +148,15 @@ class ScheduleConfig:
 
 @dataclass
 class FilterConfig:
-    name: str = "string"
+    name: str = "string"  # string | logprob (the string filter, then the log-prob filter)
     min_chars: int = 8
 
     def __post_init__(self) -> None:
-        _check(self.name == "string", "filter.name", f"'{self.name}' is not one of string")
+        _check(self.name in ("string", "logprob"), "filter.name",
+               f"'{self.name}' is not one of string, logprob")
+
+
+MODES = ("online", "offline")
 
 
 @dataclass
@@ -148,7 +165,7 @@ class ModeConfig:
     on_empty: str = "stop"  # what an iteration whose pairs were all dropped does
 
     def __post_init__(self) -> None:
-        _check(self.name == "online", "mode.name", f"'{self.name}' is not one of online")
+        _check(self.name in MODES, "mode.name", f"'{self.name}' is not one of {', '.join(MODES)}")
         _check(self.on_empty in ("stop", "continue"), "mode.on_empty",
                f"'{self.on_empty}' is not one of stop, continue")
 
@@ -156,6 +173,7 @@ class ModeConfig:
 @dataclass
 class DataConfig:
     prompts: Optional[str] = None  # JSONL with `prompt` or `instruction`; None: demo queries
+    pairs: Optional[str] = None  # offline: train on this SSO file (authors' format) as it is
     shuffle: bool = True
 
 
@@ -177,6 +195,7 @@ class SSOConfig:
     filter: FilterConfig = field(default_factory=FilterConfig)
     data: DataConfig = field(default_factory=DataConfig)
     tracking: TrackingConfig = MISSING
+    generator: Optional[ModelConfig] = None  # offline data writer; None: the policy
     output_dir: str = MISSING
     accelerator: str = "cpu"
 

@@ -1,13 +1,11 @@
-"""Queries in, SSO records out: reading prompt files, the string filter, and the authors'
-record format (`instruction, idx, history, p_system, n_system, system, chosen, rejected,
-raw`), so data moves between sso-exp and the authors' code unchanged."""
+"""Queries in, SSO records out: prompt files, and the authors' record format
+(`instruction, idx, history, p_system, n_system, system, chosen, rejected, raw`) read and
+written unchanged, so data moves between sso-exp and the authors' code."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
-from collections import Counter
 from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
@@ -16,8 +14,6 @@ from .config import SSOError
 
 RECORD_FIELDS = ("instruction", "idx", "history", "p_system", "n_system", "system",
                  "chosen", "rejected", "raw")
-# The model may echo a label such as "Response:" or "### Assistant Response:".
-_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:[A-Za-z]+\s+){0,2}response\s*:\s*", re.IGNORECASE)
 
 
 class DataError(SSOError, ValueError):
@@ -60,23 +56,6 @@ def load_prompts(path: Optional[str]) -> List[str]:
     return prompts
 
 
-def strip_label(text: str) -> str:
-    return _LABEL.sub("", text, count=1).strip()
-
-
-def drop_reason(chosen: str, rejected: str, raw: str, min_chars: int) -> Optional[str]:
-    """Why DESIGN.md's string filter drops a triple, or None to keep it."""
-    if min(len(chosen), len(rejected), len(raw)) < min_chars:
-        return "short"
-    if chosen == rejected:
-        return "chosen_eq_rejected"
-    if rejected == raw:
-        return "rejected_eq_raw"
-    if chosen == raw:
-        return "chosen_eq_raw"
-    return None
-
-
 def make_record(instruction: str, p_system: str, n_system: str, chosen: str, rejected: str,
                 raw: str) -> Dict:
     """A record in the authors' format (`system` empty: y0 is sampled without one)."""
@@ -84,19 +63,6 @@ def make_record(instruction: str, p_system: str, n_system: str, chosen: str, rej
     return {"instruction": instruction, "idx": idx, "history": [], "p_system": p_system,
             "n_system": n_system, "system": "", "chosen": chosen, "rejected": rejected,
             "raw": raw}
-
-
-def string_filter(records: Iterable[Dict], min_chars: int) -> Tuple[List[Dict], Counter]:
-    """Records with labels stripped that pass the filter, and the drop count per rule."""
-    kept, drops = [], Counter()
-    for rec in records:
-        rec = {**rec, **{k: strip_label(rec[k]) for k in ("chosen", "rejected", "raw")}}
-        reason = drop_reason(rec["chosen"], rec["rejected"], rec["raw"], min_chars)
-        if reason:
-            drops[reason] += 1
-        else:
-            kept.append(rec)
-    return kept, drops
 
 
 def write_jsonl(rows: Iterable[Dict], path: Path) -> None:
@@ -107,3 +73,27 @@ def write_jsonl(rows: Iterable[Dict], path: Path) -> None:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
+
+
+def read_records(path: str | Path) -> List[Dict]:
+    """SSO records from JSONL, or from a JSON file holding one record or a list of them
+    (the authors' `example_online.json`); fields beyond the format's are kept as they are."""
+    path = Path(path)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+        rows = list(enumerate(data if isinstance(data, list) else [data], 1))
+    else:
+        rows = list(read_jsonl(path))
+    for where, rec in rows:
+        missing = [k for k in ("instruction", "p_system", "n_system", "chosen", "rejected", "raw")
+                   if not isinstance(rec.get(k), str)]
+        if missing:
+            raise DataError(f"{path}:{where}: record lacks the text fields {missing}")
+    if not rows:
+        raise DataError(f"{path}: no records")
+    return [rec for _, rec in rows]

@@ -18,6 +18,7 @@ SEQUENCES = {
     "p_chosen": ("p_system", "chosen"), "p_rejected": ("p_system", "rejected"),  # p+: y+ > y-
     "n_chosen": ("n_system", "raw"), "n_rejected": ("n_system", "chosen"),   # p-: y0 > y+
     "raw": (None, "raw"),  # y0 under x: on-policyness only
+    "pminus_yminus": ("n_system", "rejected"),  # y- under p-: the log-prob filter only
 }
 ON_POLICY = ("main_chosen", "main_rejected", "raw")
 

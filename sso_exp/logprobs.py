@@ -8,6 +8,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .losses import SeqLogps
@@ -66,13 +67,14 @@ def sequence_logps(model: PreTrainedModel, batch: Dict[str, Tensor]) -> SeqLogps
 
 @torch.no_grad()
 def score(model: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int,
-          batch_size: int) -> SeqLogps:
+          batch_size: int, desc: Optional[str] = None) -> SeqLogps:
     """Log-probs of many sequences without gradient, batched by length to cut padding."""
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     sums, counts = torch.zeros(len(seqs)), torch.zeros(len(seqs))
     was_training = model.training
     model.eval()
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None):
         idx = order[start:start + batch_size]
         batch = {k: v.to(model.device) for k, v in pad([seqs[i] for i in idx], pad_id).items()}
         out = sequence_logps(model, batch)

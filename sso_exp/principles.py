@@ -2,13 +2,16 @@
 
 The policy itself names the crucial features (few-shot prompt, comma-separated answer);
 we keep the valid names, shuffle, take `num_features`, fill up at random, and add
-Concision with probability `concision_prob` (DESIGN.md section 1)."""
+Concision with probability `concision_prob`. With `generate`, the policy also writes a
+query-specific good/bad principle per feature as JSON, and the predefined pair stands in
+when its answer does not parse (DESIGN.md section 1)."""
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import FeatureConfig, PrincipleConfig
 
@@ -58,18 +61,54 @@ def join_words(words: Sequence[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def steer(features: Sequence[str], cfg: PrincipleConfig, rng: random.Random) -> Steering:
-    """p+ and p- for the chosen features, with Concision added at random."""
+def add_concision(features: Sequence[str], cfg: PrincipleConfig, rng: random.Random) -> List[str]:
     features = list(features)
     if cfg.concision_feature not in features and rng.random() < cfg.concision_prob:
         features.append(cfg.concision_feature)
+    return features
+
+
+def principle_prompt(cfg: PrincipleConfig, query: str, feature: str) -> str:
+    """A few-shot user message asking for a query-specific good/bad principle as JSON."""
+    f = {x.name: x for x in cfg.features}[feature]
+    shots = "\n\n".join(
+        f"Query: {ex.query}\nFeature: {ex.feature}\nAnswer: " + json.dumps(
+            {"good_principle": ex.good_principle, "bad_principle": ex.bad_principle})
+        for ex in cfg.generate_examples)
+    return (f"Write two mirrored principles for answering the query below, about the feature "
+            f"{f.name} ({f.meaning}): a good principle that makes a response {f.good.lower()} "
+            f"and a bad principle that makes it {f.bad.lower()}, each 2-4 sentences addressed "
+            f"to the assistant. Answer with one JSON object with the keys good_principle and "
+            f"bad_principle.\n\n{shots}\n\nQuery: {query}\nFeature: {f.name}\nAnswer:")
+
+
+def parse_principles(answer: str) -> Optional[Tuple[str, str]]:
+    """(good, bad) from the first JSON object in the answer that has both as text."""
+    decoder = json.JSONDecoder()
+    for start in (m.start() for m in re.finditer(r"\{", answer)):
+        try:
+            obj, _ = decoder.raw_decode(answer[start:])
+        except json.JSONDecodeError:
+            continue
+        good, bad = (obj.get(k) if isinstance(obj, dict) else None
+                     for k in ("good_principle", "bad_principle"))
+        if isinstance(good, str) and isinstance(bad, str) and good.strip() and bad.strip():
+            return good.strip(), bad.strip()
+    return None
+
+
+def steer(features: Sequence[str], cfg: PrincipleConfig,
+          written: Optional[Dict[str, Tuple[str, str]]] = None) -> Steering:
+    """p+ and p- for the features; `written` holds query-specific (good, bad) principles
+    that replace the predefined ones."""
     table = {f.name: f for f in cfg.features}
-    picked = [table[n] for n in features]
+    pairs = {n: (table[n].good_principle, table[n].bad_principle) for n in features}
+    pairs.update(written or {})
+    adjectives = ([table[n].good for n in features], [table[n].bad for n in features])
 
-    def system(adjective: str, principle: str) -> str:
-        head = f"Your response should be {join_words([getattr(f, adjective) for f in picked])}."
-        body = "\n\n".join(f"{f.name}: {getattr(f, principle)}" for f in picked)
-        return f"{head}\n\n{body}\n\n{cfg.secrecy}"
+    def system(side: int) -> str:
+        body = "\n\n".join(f"{n}: {pairs[n][side]}" for n in features)
+        return (f"Your response should be {join_words(adjectives[side])}.\n\n{body}\n\n"
+                f"{cfg.secrecy}")
 
-    return Steering(tuple(features), system("good", "good_principle"),
-                    system("bad", "bad_principle"))
+    return Steering(tuple(features), system(0), system(1))

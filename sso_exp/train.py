@@ -19,7 +19,8 @@ from .tracking import RunLogger
 
 def score_sequences(model: PreTrainedModel, encoded: Dict[str, List[Encoded]], pad_id: int,
                     batch_size: int) -> Dict[str, SeqLogps]:
-    return {name: score(model, seqs, pad_id, batch_size) for name, seqs in encoded.items()}
+    return {name: score(model, seqs, pad_id, batch_size, desc=f"scoring {name}")
+            for name, seqs in encoded.items()}
 
 
 def needed_sequences(cfg: SSOConfig) -> List[str]:

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from conftest import SHARED_DATA
-from sso_exp.data import (RECORD_FIELDS, DataError, load_prompts, make_record,
-                          string_filter, strip_label, write_jsonl)
+from sso_exp.data import (RECORD_FIELDS, DataError, load_prompts, make_record, read_records,
+                          write_jsonl)
 
 
 def test_demo_queries_ship_with_the_package():
@@ -41,26 +41,6 @@ def test_missing_prompt_file(tmp_path):
         load_prompts(str(tmp_path / "nope.jsonl"))
 
 
-def test_strip_label():
-    assert strip_label("Response: Hello") == "Hello"
-    assert strip_label("### Assistant Response:\nHi there") == "Hi there"
-    assert strip_label("The response: is fine") == "is fine"
-    assert strip_label("No label here") == "No label here"
-
-
-def test_filter_rules_count_each_drop():
-    rec = lambda c, r, y0: make_record("q", "p", "n", c, r, y0)
-    kept, drops = string_filter([
-        rec("good answer", "bad answer", "raw answer"),
-        rec("same text", "same text", "raw answer"),
-        rec("good answer", "raw answer", "raw answer"),
-        rec("Response: raw answer", "bad answer", "raw answer"),
-        rec("ok", "bad answer", "raw answer"),
-    ], min_chars=8)
-    assert [r["chosen"] for r in kept] == ["good answer"]
-    assert drops == {"chosen_eq_rejected": 1, "rejected_eq_raw": 1, "chosen_eq_raw": 1, "short": 1}
-
-
 def test_records_have_the_authors_fields(tmp_path):
     authors = json.loads((SHARED_DATA / "sso_example.json").read_text())
     rec = make_record(authors["instruction"], authors["p_system"], authors["n_system"],
@@ -69,3 +49,17 @@ def test_records_have_the_authors_fields(tmp_path):
     assert rec["system"] == "" and rec["history"] == []
     write_jsonl([rec], tmp_path / "pairs.jsonl")
     assert json.loads((tmp_path / "pairs.jsonl").read_text()) == rec
+
+
+def test_authors_file_round_trips(tmp_path):
+    (authors,) = read_records(SHARED_DATA / "sso_example.json")
+    write_jsonl([authors], tmp_path / "pairs.jsonl")
+    assert read_records(tmp_path / "pairs.jsonl") == [authors]
+    (tmp_path / "one.json").write_text(json.dumps([authors, authors]))
+    assert read_records(tmp_path / "one.json") == [authors, authors]
+
+
+def test_records_without_text_fields_name_the_line(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"instruction": "q", "chosen": "a"}\n')
+    with pytest.raises(DataError, match=r"p.jsonl:1: record lacks"):
+        read_records(tmp_path / "p.jsonl")

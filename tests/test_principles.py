@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from sso_exp.principles import identify_prompt, join_words, parse_features, steer
+from sso_exp.principles import (add_concision, identify_prompt, join_words, parse_features,
+                                parse_principles, principle_prompt, steer)
 
 
 @pytest.fixture
@@ -29,8 +30,7 @@ def test_parse_keeps_valid_names_and_fills_up(pc):
 
 
 def test_steer_builds_mirrored_prompts(pc):
-    pc.concision_prob = 0.0
-    st = steer(["Safety", "Accuracy"], pc, random.Random(0))
+    st = steer(["Safety", "Accuracy"], pc)
     assert st.p_system.startswith("Your response should be Safe and Accurate.")
     assert st.n_system.startswith("Your response should be Unsafe and Inaccurate.")
     good = {f.name: f for f in pc.features}
@@ -41,10 +41,10 @@ def test_steer_builds_mirrored_prompts(pc):
 
 def test_concision_added_with_its_probability(pc):
     rng = random.Random(1)
-    added = sum("Concision" in steer(["Safety"], pc, rng).features for _ in range(2000))
+    added = sum("Concision" in add_concision(["Safety"], pc, rng) for _ in range(2000))
     assert 0.16 < added / 2000 < 0.24
     pc.concision_prob = 1.0
-    st = steer(["Safety", "Accuracy"], pc, rng)
+    st = steer(add_concision(["Safety", "Accuracy"], pc, rng), pc)
     assert st.features[-1] == "Concision" and "Safe, Accurate and Concise" in st.p_system
 
 
@@ -52,3 +52,25 @@ def test_join_words():
     assert join_words(["a"]) == "a"
     assert join_words(["a", "b"]) == "a and b"
     assert join_words(["a", "b", "c"]) == "a, b and c"
+
+
+def test_written_principles_replace_the_predefined_ones(pc):
+    st = steer(["Safety", "Accuracy"], pc, {"Accuracy": ("Check every date.", "Guess the dates.")})
+    assert "Accuracy: Check every date." in st.p_system and "Accuracy: Guess the dates." in st.n_system
+    assert f"Safety: {pc.features[0].good_principle}" in st.p_system
+
+
+def test_parse_principles():
+    assert parse_principles('Sure! {"good_principle": "G", "bad_principle": "B"} done') == ("G", "B")
+    assert parse_principles('{"x": 1} then {"good_principle": "G", "bad_principle": "B"}') == ("G", "B")
+    assert parse_principles('{"good_principle": "G"}') is None
+    assert parse_principles('{"good_principle": "G", "bad_principle": ""}') is None
+    assert parse_principles("no json {here") is None
+
+
+def test_principle_prompt_is_few_shot_json(tmp_path):
+    from conftest import compose_cfg
+    pc = compose_cfg(tmp_path, "principle=generated").principle
+    text = principle_prompt(pc, "How do I fix a flat tyre?", "Helpfulness")
+    assert text.count('"good_principle"') == len(pc.generate_examples) >= 2
+    assert text.endswith("Query: How do I fix a flat tyre?\nFeature: Helpfulness\nAnswer:")

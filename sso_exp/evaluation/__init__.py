@@ -1,0 +1,1 @@
+"""Evaluation metrics as pure functions: AlpacaEval-style win rates and GSM8K exact match."""

@@ -1,0 +1,76 @@
+"""What every workflow shares: the tracked run around it, and the train-on-pairs step
+(score under the current policy, fit, save) that online iterations and offline runs make."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
+
+from omegaconf import OmegaConf
+
+from ..config import SSOConfig
+from ..dataset import ON_POLICY, encode_records
+from ..filters import LOGPROB_RULES, STRING_RULES
+from ..models import save_policy
+from ..pair_builder import PairRound
+from ..report import summary_table
+from ..tracking import RunLogger, start_run
+from ..train import fit_policy, needed_sequences, score_sequences, scored_names
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def tracked_run(cfg: SSOConfig) -> Iterator[Tuple[Path, RunLogger, List[Dict[str, float]]]]:
+    """The run folder, its MLflow run and the summary rows; on the way out the summary is
+    printed and logged, and the run closed FINISHED, FAILED or KILLED."""
+    run_dir = Path(cfg.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "config.yaml"
+    config_file.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    logger = start_run(cfg, cfg.tracking, config_file)
+    log.info("MLflow run %s in %s", logger.run_id, cfg.tracking.uri)
+    rows: List[Dict[str, float]] = []
+    status = "FAILED"
+    try:
+        yield run_dir, logger, rows
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if rows:
+            table = summary_table(rows)
+            (run_dir / "summary.md").write_text(table + "\n")
+            logger.log_file(run_dir / "summary.md")
+            print("\n" + table)
+        logger.close(status)
+
+
+def round_stats(rnd: PairRound) -> Dict[str, float]:
+    generated, kept = len(rnd.generated), len(rnd.kept)
+    stats = {"pairs/generated": generated, "pairs/kept": kept,
+             "pairs/drop_rate": 1 - kept / max(generated, 1), **rnd.stats}
+    stats.update({f"pairs/dropped/{rule}": rnd.drops.get(rule, 0)
+                  for rule in STRING_RULES + LOGPROB_RULES})
+    return stats
+
+
+def train_on_pairs(model, tok, records: List[Dict], cfg: SSOConfig, logger: RunLogger,
+                   iteration: int, run_dir: Path) -> Dict[str, float]:
+    """Score the pairs under the policy as it is (reference, on-policyness), train it on
+    them, save it to iter_<k>/policy; returns the iteration's figures."""
+    encoded = encode_records(tok, records, needed_sequences(cfg), cfg.schedule.max_length)
+    scores = score_sequences(model, {n: encoded[n] for n in scored_names(cfg)},
+                             tok.pad_token_id, cfg.schedule.generation_batch_size)
+    stats: Dict[str, float] = {}
+    for name, label in zip(ON_POLICY, ("chosen", "rejected", "raw")):
+        stats[f"onpolicy/{label}"] = float(scores[name].mean.mean())
+        stats[f"length/{label}"] = float(scores[name].count.mean())
+    logger.log_iteration(iteration, stats)
+    train = {f"train/{k}": v for k, v in
+             fit_policy(model, tok, encoded, scores, cfg, logger, iteration, run_dir).items()}
+    logger.log_iteration(iteration, train)
+    save_policy(model, tok, run_dir / f"iter_{iteration}" / "policy")
+    return {**stats, **train}
