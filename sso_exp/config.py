@@ -156,7 +156,7 @@ class FilterConfig:
                f"'{self.name}' is not one of string, logprob")
 
 
-MODES = ("online", "offline")
+MODES = ("online", "offline", "rm", "rm_score")
 
 
 @dataclass
@@ -178,6 +178,25 @@ class DataConfig:
 
 
 @dataclass
+class RMConfig:
+    sso: bool = True  # train on SSO pairs (data.pairs, or written by the generator/policy)
+    mix: Optional[str] = None  # human pairs mixed in: HH transcripts or prompt/chosen/rejected
+    mix_limit: Optional[int] = None
+    eval: Optional[str] = None  # human-labelled pairs to evaluate on
+    eval_limit: Optional[int] = None
+    max_length: int = 512
+    lr: float = 1e-5
+    epochs: int = 1
+    batch_size: int = 4
+    checkpoint: Optional[str] = None  # a trained reward model (mode=rm_score, judges)
+    score_input: Optional[str] = None  # mode=rm_score: JSONL of prompt/response rows
+
+    def __post_init__(self) -> None:
+        for key in ("max_length", "epochs", "batch_size"):
+            _check(getattr(self, key) >= 1, f"rm.{key}", "must be >= 1")
+
+
+@dataclass
 class TrackingConfig:
     uri: str = MISSING
     artifact_location: Optional[str] = None
@@ -196,6 +215,7 @@ class SSOConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tracking: TrackingConfig = MISSING
     generator: Optional[ModelConfig] = None  # offline data writer; None: the policy
+    rm: RMConfig = field(default_factory=RMConfig)
     output_dir: str = MISSING
     accelerator: str = "cpu"
 

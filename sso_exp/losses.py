@@ -111,3 +111,11 @@ def sso_loss(cfg: LossConfig, policy: Dict[str, Pair],
     metrics["w/mean"] = w.detach().mean()
     metrics["loss"] = loss.detach()
     return loss, metrics
+
+
+def bradley_terry_loss(chosen: Tensor, rejected: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """Reward-model loss -log sigmoid(r+ - r-), mean over the batch, and its metrics."""
+    loss = -F.logsigmoid(chosen - rejected).mean()
+    return loss, {"rm/loss": loss.detach(),
+                  "rm/accuracy": (chosen > rejected).float().mean(),
+                  "rm/margin": (chosen - rejected).detach().mean()}

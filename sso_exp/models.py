@@ -11,11 +11,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
-                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase)
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification,
+                          AutoTokenizer, LlamaConfig, LlamaForCausalLM,
+                          LlamaForSequenceClassification, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
 from .config import ConfigError, ModelConfig
 
@@ -103,15 +105,36 @@ def load_policy(cfg: ModelConfig, seed: int = 0) -> Tuple[PreTrainedModel, PreTr
     dtype = DTYPES[cfg.dtype]
     if cfg.source == "tiny":
         tok = load_tokenizer(gguf_cache(cfg))
-        config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                             tie_word_embeddings=True, **cfg.arch)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = LlamaForCausalLM(config).to(dtype)
+            model = LlamaForCausalLM(_tiny_config(cfg, tok)).to(dtype)
         return model, tok
     path = gguf_cache(cfg) if cfg.source == "gguf" else _pretrained_path(cfg)
     return load_checkpoint(path, dtype, cfg.trust_remote_code)
+
+
+def _tiny_config(cfg: ModelConfig, tok: PreTrainedTokenizerBase, **extra) -> LlamaConfig:
+    return LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                       tie_word_embeddings=True, **cfg.arch, **extra)
+
+
+def load_reward_model(cfg: ModelConfig, seed: int = 0, checkpoint: Optional[str] = None):
+    """A Bradley-Terry reward model: the configured backbone with a one-output
+    sequence-classification head (newly initialised, seeded), or a saved one."""
+    dtype = DTYPES[cfg.dtype]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        if checkpoint is None and cfg.source == "tiny":
+            tok = load_tokenizer(gguf_cache(cfg))
+            return LlamaForSequenceClassification(_tiny_config(cfg, tok, num_labels=1)).to(dtype), tok
+        path = checkpoint or (gguf_cache(cfg) if cfg.source == "gguf" else _pretrained_path(cfg))
+        rm = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=dtype, use_safetensors=True, local_files_only=True,
+            trust_remote_code=cfg.trust_remote_code)
+    tok = load_tokenizer(path, cfg.trust_remote_code)
+    rm.config.pad_token_id = tok.pad_token_id
+    return rm, tok
 
 
 def load_checkpoint(path: str | Path, dtype: torch.dtype = torch.float32,

@@ -7,11 +7,12 @@ from typing import Dict
 
 import pytorch_lightning as pl
 import torch
-from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
+from transformers import PreTrainedModel
 
 from .config import LossConfig, ScheduleConfig
 from .logprobs import sequence_logps
 from .losses import Pair, SeqLogps, sso_loss
+from .optim import adamw_cosine
 
 
 def split_pair(out: SeqLogps) -> Pair:
@@ -43,9 +44,5 @@ class SSOPolicyModule(pl.LightningModule):
         return {k: v / max(self._steps, 1) for k, v in self._sums.items()}
 
     def configure_optimizers(self):
-        s = self.schedule
-        opt = torch.optim.AdamW(self.model.parameters(), lr=s.lr, betas=tuple(s.betas),
-                                weight_decay=s.weight_decay)
-        total = int(self.trainer.estimated_stepping_batches)
-        sched = get_cosine_schedule_with_warmup(opt, int(s.warmup_ratio * total), total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_cosine(self.model.parameters(), self.schedule, self.schedule.lr,
+                            int(self.trainer.estimated_stepping_batches))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
 
-# (header, row key, format)
-COLUMNS: Sequence[Tuple[str, str, str]] = (
+Column = Tuple[str, str, str]  # (header, row key, format)
+COLUMNS: Sequence[Column] = (
     ("iter", "iteration", "{:d}"),
     ("generated", "pairs/generated", "{:d}"),
     ("kept", "pairs/kept", "{:d}"),
@@ -30,10 +30,10 @@ def _cell(row: Dict[str, float], key: str, fmt: str) -> str:
     return fmt.format(int(value) if fmt == "{:d}" else value)
 
 
-def summary_table(rows: List[Dict[str, float]]) -> str:
-    """Lengths in tokens; onpol: mean token log-prob of the response under pi(.|x) before
-    the iteration's training."""
-    lines = ["| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
-             "|" + "|".join("---:" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_cell(r, k, f) for _, k, f in COLUMNS) + " |" for r in rows]
+def summary_table(rows: List[Dict[str, float]], columns: Sequence[Column] = COLUMNS) -> str:
+    """The policy columns by default: lengths in tokens; onpol, the mean token log-prob of
+    the response under pi(.|x) before the iteration's training."""
+    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |",
+             "|" + "|".join("---:" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(r, k, f) for _, k, f in columns) + " |" for r in rows]
     return "\n".join(lines)

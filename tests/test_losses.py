@@ -118,3 +118,10 @@ def test_metrics_accuracy_and_margin():
     assert m["logps/chosen"].item() == pytest.approx(-10)
     # n pair: chosen y0 reward 0.1*(−9+10)=0.1, rejected y+ 0.1*(−11+10)=−0.1
     assert m["n_rewards/accuracies"].item() == 1.0
+
+
+def test_bradley_terry_by_hand():
+    from sso_exp.losses import bradley_terry_loss
+    loss, m = bradley_terry_loss(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0]))
+    assert loss.item() == pytest.approx((-math.log(sig(1.0)) - math.log(sig(-1.0))) / 2)
+    assert m["rm/accuracy"].item() == 0.5 and m["rm/margin"].item() == pytest.approx(0.0)

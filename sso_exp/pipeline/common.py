@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
@@ -14,7 +14,7 @@ from ..dataset import ON_POLICY, encode_records
 from ..filters import LOGPROB_RULES, STRING_RULES
 from ..models import save_policy
 from ..pair_builder import PairRound
-from ..report import summary_table
+from ..report import COLUMNS, Column, summary_table
 from ..tracking import RunLogger, start_run
 from ..train import fit_policy, needed_sequences, score_sequences, scored_names
 
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def tracked_run(cfg: SSOConfig) -> Iterator[Tuple[Path, RunLogger, List[Dict[str, float]]]]:
+def tracked_run(cfg: SSOConfig, columns: Sequence[Column] = COLUMNS
+                ) -> Iterator[Tuple[Path, RunLogger, List[Dict[str, float]]]]:
     """The run folder, its MLflow run and the summary rows; on the way out the summary is
     printed and logged, and the run closed FINISHED, FAILED or KILLED."""
     run_dir = Path(cfg.output_dir)
@@ -41,7 +42,7 @@ def tracked_run(cfg: SSOConfig) -> Iterator[Tuple[Path, RunLogger, List[Dict[str
         raise
     finally:
         if rows:
-            table = summary_table(rows)
+            table = summary_table(rows, columns)
             (run_dir / "summary.md").write_text(table + "\n")
             logger.log_file(run_dir / "summary.md")
             print("\n" + table)

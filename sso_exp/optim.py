@@ -1,0 +1,20 @@
+"""AdamW with linear warmup then cosine decay, stepped per optimizer step: the schedule of
+the authors' training script, shared by every LightningModule here."""
+from __future__ import annotations
+
+from typing import Dict, Iterable
+
+import torch
+from transformers import get_cosine_schedule_with_warmup
+
+from .config import ScheduleConfig
+
+
+def adamw_cosine(params: Iterable[torch.nn.Parameter], schedule: ScheduleConfig, lr: float,
+                 total_steps: int) -> Dict:
+    """What `configure_optimizers` returns."""
+    opt = torch.optim.AdamW(params, lr=lr, betas=tuple(schedule.betas),
+                            weight_decay=schedule.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, int(schedule.warmup_ratio * total_steps),
+                                            total_steps)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
