@@ -117,6 +117,20 @@ class LossConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    name: str = "v1"  # v1: SSO (arXiv); v2: generator with L+ + L-, policy with the base loss
+    generator_loss: str = "dpo"
+    generator_beta: float = 0.1
+    gamma: float = 0.1
+    generator_lr: float = 5e-7
+
+    def __post_init__(self) -> None:
+        _check(self.name in ("v1", "v2"), "objective.name", f"'{self.name}' is not one of v1, v2")
+        _check(self.generator_loss in ("dpo", "ipo", "simpo", "orpo"), "objective.generator_loss",
+               f"'{self.generator_loss}' is not one of dpo, ipo, simpo, orpo")
+
+
+@dataclass
 class ScheduleConfig:
     iterations: int = MISSING
     queries_per_iteration: int = MISSING
@@ -209,6 +223,7 @@ class SSOConfig:
     model: ModelConfig = MISSING
     principle: PrincipleConfig = MISSING
     loss: LossConfig = MISSING
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     schedule: ScheduleConfig = MISSING
     mode: ModeConfig = MISSING
     filter: FilterConfig = field(default_factory=FilterConfig)

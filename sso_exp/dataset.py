@@ -42,7 +42,7 @@ def encode_records(tok: PreTrainedTokenizerBase, records: Sequence[Dict], names:
             system, response = SEQUENCES[name]
             if system not in prompts:
                 prompts[system] = chat_prompt(tok, rec[system] if system else None,
-                                              rec["instruction"])
+                                              rec["instruction"], rec.get("history") or ())
             out[name].append(encode(tok, prompts[system], rec[response], max_length))
     return out
 

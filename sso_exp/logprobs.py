@@ -20,9 +20,13 @@ class Encoded(NamedTuple):
     n_prompt: int
 
 
-def chat_prompt(tok: PreTrainedTokenizerBase, system: Optional[str], user: str) -> str:
-    """The model's own chat template; no system message when `system` is empty."""
+def chat_prompt(tok: PreTrainedTokenizerBase, system: Optional[str], user: str,
+                history: Sequence[Sequence[str]] = ()) -> str:
+    """The model's own chat template; no system message when `system` is empty; `history`
+    holds earlier [user, assistant] turns, as in the authors' records."""
     messages = ([{"role": "system", "content": system}] if system else [])
+    for u, a in history:
+        messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
     messages.append({"role": "user", "content": user})
     return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 

@@ -113,6 +113,19 @@ def sso_loss(cfg: LossConfig, policy: Dict[str, Pair],
     return loss, metrics
 
 
+
+def generator_loss(cfg: LossConfig, gamma: float, policy: Dict[str, Pair],
+                   reference: Optional[Dict[str, Pair]] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """The later paper's generator objective (DESIGN.md 3b), mean over the batch:
+    L+ = l(p+,x: y+ > y-) + gamma NLL(y+|p+,x),  L- = l(p-,x: y0 > y+) + gamma NLL(y0|p-,x)."""
+    ref = reference or {}
+    p = preference_loss(cfg, policy["p"], ref.get("p"))
+    n = preference_loss(cfg, policy["n"], ref.get("n"))
+    losses = (p.losses + gamma * -policy["p"].chosen.mean) + (n.losses + gamma * -policy["n"].chosen.mean)
+    loss = losses.mean()
+    return loss, {**_pair_metrics("p_", p), **_pair_metrics("n_", n), "loss": loss.detach()}
+
+
 def bradley_terry_loss(chosen: Tensor, rejected: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
     """Reward-model loss -log sigmoid(r+ - r-), mean over the batch, and its metrics."""
     loss = -F.logsigmoid(chosen - rejected).mean()

@@ -1,5 +1,6 @@
-"""The LightningModule that trains the policy with the SSO loss: one forward per pair
-(chosen and rejected stacked), the loss from `losses.sso_loss`, AdamW with warmup + cosine."""
+"""The LightningModule that trains a causal LM on preference pairs: one forward per pair
+(chosen and rejected stacked), the loss from an `Objective` (SSO's, or v2's generator or
+policy loss), AdamW with warmup + cosine."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,9 +10,10 @@ import pytorch_lightning as pl
 import torch
 from transformers import PreTrainedModel
 
-from .config import LossConfig, ScheduleConfig
+from .config import ScheduleConfig
 from .logprobs import sequence_logps
-from .losses import Pair, SeqLogps, sso_loss
+from .losses import Pair, SeqLogps
+from .objectives import Objective
 from .optim import adamw_cosine
 
 
@@ -22,18 +24,19 @@ def split_pair(out: SeqLogps) -> Pair:
 
 
 class SSOPolicyModule(pl.LightningModule):
-    def __init__(self, model: PreTrainedModel, loss: LossConfig, schedule: ScheduleConfig):
+    def __init__(self, model: PreTrainedModel, objective: Objective, schedule: ScheduleConfig):
         super().__init__()
-        self.model, self.loss_cfg, self.schedule = model, loss, schedule
+        self.model, self.objective, self.schedule = model, objective, schedule
         self._sums: Dict[str, float] = defaultdict(float)
         self._steps = 0
 
     def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
         pairs = [k for k in batch if k != "ref"]
         policy = {p: split_pair(sequence_logps(self.model, batch[p])) for p in pairs}
-        loss, metrics = sso_loss(self.loss_cfg, policy, batch.get("ref"))
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(policy["main"][0].sum))
-        self.log("train_loss", metrics["loss"], prog_bar=True, logger=False)
+        loss, metrics = self.objective.loss(policy, batch.get("ref"))
+        metrics = {self.objective.prefix + k: v for k, v in metrics.items()}
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(policy["main" if "main" in policy else "p"].chosen.sum))
+        self.log("train_loss", loss.detach(), prog_bar=True, logger=False)
         for key, value in metrics.items():
             self._sums[key] += float(value)
         self._steps += 1
@@ -44,5 +47,5 @@ class SSOPolicyModule(pl.LightningModule):
         return {k: v / max(self._steps, 1) for k, v in self._sums.items()}
 
     def configure_optimizers(self):
-        return adamw_cosine(self.model.parameters(), self.schedule, self.schedule.lr,
+        return adamw_cosine(self.model.parameters(), self.schedule, self.objective.lr,
                             int(self.trainer.estimated_stepping_batches))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .data import DataError, read_jsonl
+from .data import DataError, make_record, read_jsonl, read_records
 
 Messages = List[Dict[str, str]]
 _TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
@@ -73,3 +73,25 @@ def from_records(records: Sequence[Dict]) -> Tuple[List[PrefPair], int]:
     pairs = [PrefPair([{"role": "user", "content": r["instruction"]}], r["chosen"], r["rejected"],
                       "sso") for r in records if r["chosen"].strip() != r["rejected"].strip()]
     return pairs, len(records) - len(pairs)
+
+
+def to_records(pairs: Sequence[PrefPair]) -> List[Dict]:
+    """Human pairs as SSO records for policy training on the main pair: the last user turn
+    is the instruction, the earlier turns its history as [user, assistant] pairs (the
+    authors' format); there are no principles and no y0."""
+    def history(msgs: Messages) -> List[List[str]]:
+        return [[u["content"], a["content"]] for u, a in zip(msgs[0::2], msgs[1::2])]
+    return [{**make_record(p.prompt[-1]["content"], "", "", p.chosen, p.rejected, ""),
+             "history": history(p.prompt[:-1])} for p in pairs]
+
+
+def read_training_pairs(path: str | Path) -> List[Dict]:
+    """SSO records (the authors' format) as they are, or human pairs as records."""
+    path = Path(path)
+    first = next(read_jsonl(path), (0, {}))[1] if path.suffix != ".json" else {"p_system": ""}
+    if "p_system" in first:
+        return read_records(path)
+    pairs, _ = read_pairs(path)
+    if not pairs:
+        raise DataError(f"{path}: no preference pairs")
+    return to_records(pairs)

@@ -62,3 +62,10 @@ def test_score_keeps_input_order(tiny):
     out = score(model, seqs, tok.pad_token_id, batch_size=3)
     single = [score(model, [s], tok.pad_token_id, 1).sum.item() for s in seqs]
     assert torch.allclose(out.sum, torch.tensor(single), atol=1e-4)
+
+
+def test_history_turns_precede_the_query(tiny):
+    _, tok = tiny
+    text = chat_prompt(tok, "Be kind.", "Q2", [["Q1", "A1"]])
+    assert text.index("Be kind.") < text.index("Q1") < text.index("A1") < text.index("Q2")
+    assert text.count("<|im_start|>system") == 1

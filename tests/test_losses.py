@@ -125,3 +125,11 @@ def test_bradley_terry_by_hand():
     loss, m = bradley_terry_loss(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0]))
     assert loss.item() == pytest.approx((-math.log(sig(1.0)) - math.log(sig(-1.0))) / 2)
     assert m["rm/accuracy"].item() == 0.5 and m["rm/margin"].item() == pytest.approx(0.0)
+
+
+def test_v2_generator_loss_by_hand():
+    from sso_exp.losses import generator_loss
+    loss, m = generator_loss(cfg("dpo", beta=0.1), 0.1, POLICY, REF)
+    want = (dpo(POLICY["p"], REF["p"]) + 0.1 * NLL["p"]) + (dpo(POLICY["n"], REF["n"]) + 0.1 * NLL["n"])
+    assert loss.item() == pytest.approx(want, rel=1e-6)
+    assert "p_rewards/accuracies" in m and "rewards/accuracies" not in m

@@ -38,3 +38,12 @@ def test_sso_records_become_pairs():
     recs = [make_record("q", "p", "n", "good", "bad", "raw"), make_record("q", "p", "n", "s", "s", "r")]
     pairs, skipped = from_records(recs)
     assert skipped == 1 and pairs[0].chosen == "good" and pairs[0].subset == "sso"
+
+
+def test_human_pairs_become_records_with_history(tmp_path):
+    from sso_exp.preferences import read_training_pairs
+    recs = read_training_pairs(SHARED_DATA / "hh_helpful_online_rs_test.jsonl")
+    assert len(recs) == 3886 - 34 and all(r["p_system"] == "" for r in recs)
+    multi = next(r for r in recs if r["history"])
+    assert all(len(turn) == 2 for turn in multi["history"])
+    assert read_training_pairs(SHARED_DATA / "sso_example.json")[0]["p_system"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
@@ -16,7 +16,8 @@ from ..models import save_policy
 from ..pair_builder import PairRound
 from ..report import COLUMNS, Column, summary_table
 from ..tracking import RunLogger, start_run
-from ..train import fit_policy, needed_sequences, score_sequences, scored_names
+from ..objectives import Objective, policy_objective
+from ..train import fit, score_sequences
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +60,22 @@ def round_stats(rnd: PairRound) -> Dict[str, float]:
 
 
 def train_on_pairs(model, tok, records: List[Dict], cfg: SSOConfig, logger: RunLogger,
-                   iteration: int, run_dir: Path) -> Dict[str, float]:
-    """Score the pairs under the policy as it is (reference, on-policyness), train it on
-    them, save it to iter_<k>/policy; returns the iteration's figures."""
-    encoded = encode_records(tok, records, needed_sequences(cfg), cfg.schedule.max_length)
-    scores = score_sequences(model, {n: encoded[n] for n in scored_names(cfg)},
+                   iteration: int, run_dir: Path, objective: Optional[Objective] = None,
+                   save_as: str = "policy") -> Dict[str, float]:
+    """Score the pairs under the model as it is (reference, on-policyness), train it on them
+    (the policy objective unless told otherwise), save it to iter_<k>/<save_as>; returns
+    the iteration's figures."""
+    objective = objective or policy_objective(cfg)
+    encoded = encode_records(tok, records, objective.sequences(), cfg.schedule.max_length)
+    scores = score_sequences(model, {n: encoded[n] for n in objective.scored()},
                              tok.pad_token_id, cfg.schedule.generation_batch_size)
     stats: Dict[str, float] = {}
     for name, label in zip(ON_POLICY, ("chosen", "rejected", "raw")):
-        stats[f"onpolicy/{label}"] = float(scores[name].mean.mean())
-        stats[f"length/{label}"] = float(scores[name].count.mean())
+        stats[f"{objective.prefix}onpolicy/{label}"] = float(scores[name].mean.mean())
+        stats[f"{objective.prefix}length/{label}"] = float(scores[name].count.mean())
     logger.log_iteration(iteration, stats)
-    train = {f"train/{k}": v for k, v in
-             fit_policy(model, tok, encoded, scores, cfg, logger, iteration, run_dir).items()}
+    train = {f"train/{k}": v for k, v in fit(model, tok, encoded, scores, objective, cfg,
+                                             logger, iteration, run_dir).items()}
     logger.log_iteration(iteration, train)
-    save_policy(model, tok, run_dir / f"iter_{iteration}" / "policy")
+    save_policy(model, tok, run_dir / f"iter_{iteration}" / save_as)
     return {**stats, **train}

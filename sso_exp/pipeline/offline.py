@@ -1,6 +1,7 @@
 """Offline SSO (DESIGN.md section 4): the pairs are built once by a generator model, or read
-from a file in the authors' format, and the policy is trained on them once (its epochs set
-by the schedule). Files go to iter_1/ as in an online run's first iteration."""
+from a file (SSO records in the authors' format, or human-labelled pairs for the baseline),
+and the policy is trained on them once (its epochs set by the schedule). Files go to
+iter_1/ as in an online run's first iteration."""
 from __future__ import annotations
 
 import random
@@ -9,9 +10,11 @@ from typing import Dict, List
 
 import pytorch_lightning as pl
 
-from ..config import SSOConfig
-from ..data import load_prompts, read_records
+from ..config import ConfigError, SSOConfig
+from ..data import load_prompts
+from ..preferences import read_training_pairs
 from ..models import check_available, load_policy
+from ..objectives import policy_objective
 from ..pair_builder import build_pairs
 from ..tracking import RunLogger
 from .common import round_stats, tracked_run, train_on_pairs
@@ -26,16 +29,19 @@ def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path
     queries = iteration_queries(load_prompts(cfg.data.prompts),
                                 cfg.schedule.queries_per_iteration, 1, cfg.schedule.seed)
     rnd = build_pairs(writer, wtok, queries, cfg, random.Random(cfg.schedule.seed))
-    write_round(rnd, run_dir / "iter_1", logger, 1)
+    write_round(rnd, run_dir / "iter_1", logger)
     return rnd.kept, round_stats(rnd)
 
 
 def run_offline(cfg: SSOConfig) -> List[Dict[str, float]]:
-    records = read_records(cfg.data.pairs) if cfg.data.pairs else None  # fail fast
+    records = read_training_pairs(cfg.data.pairs) if cfg.data.pairs else None  # fail fast
     if records is None:
         load_prompts(cfg.data.prompts)
         if cfg.generator is not None:
             check_available(cfg.generator)
+    if records and policy_objective(cfg).pairs != ["main"] and not all(r["p_system"] for r in records):
+        raise ConfigError(f"config key 'loss.use_g': {cfg.data.pairs} has pairs without "
+                          f"principles (human pairs?); train them with loss.use_g=false")
     check_available(cfg.model)
     with tracked_run(cfg) as (run_dir, logger, rows):
         pl.seed_everything(cfg.schedule.seed, workers=True, verbose=False)
