@@ -59,7 +59,9 @@ def read_pairs(path: str | Path, limit: Optional[int] = None) -> Tuple[List[Pref
                 chosen, rejected = str(row["chosen"]), str(row["rejected"])
             else:
                 prompt, chosen, rejected = _from_transcripts(row["chosen"], row["rejected"])
-        except (KeyError, TypeError, ValueError) as err:
+        except KeyError as err:
+            raise DataError(f"{path}:{lineno}: not a preference pair (no field {err})") from None
+        except (TypeError, ValueError) as err:
             raise DataError(f"{path}:{lineno}: not a preference pair ({err})") from None
         if chosen.strip() == rejected.strip():
             skipped += 1

@@ -6,7 +6,7 @@ from omegaconf.errors import OmegaConfBaseException
 from conftest import CONF, compose_cfg
 from sso_exp.config import ConfigError
 
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "experiment")  # presets: test_presets
 
 
 @pytest.mark.parametrize("group,option", [

@@ -42,5 +42,5 @@ def test_bad_pairs_file_fails_before_any_work(tmp_path):
     bad = tmp_path / "p.jsonl"
     bad.write_text('{"instruction": "q"}\n')
     proc = run_cli(tmp_path, "mode=offline", *ARGS, f"data.pairs={bad}")
-    assert proc.returncode == 2 and "p.jsonl:1: record lacks" in out(proc)
+    assert proc.returncode == 2 and "p.jsonl:1: not a preference pair (no field 'chosen')" in out(proc)
     assert not (tmp_path / "mlflow.db").exists()
