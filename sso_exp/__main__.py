@@ -11,10 +11,12 @@ from omegaconf.errors import OmegaConfBaseException
 from .config import ConfigError, SSOError, validate
 from .pipeline.offline import run_offline
 from .pipeline.online import run_online
+from .pipeline.evaluate import run_eval
 from .pipeline.reward import run_rm, run_rm_score
 
 log = logging.getLogger("sso_exp")
-MODES = {"online": run_online, "offline": run_offline, "rm": run_rm, "rm_score": run_rm_score}
+MODES = {"online": run_online, "offline": run_offline, "rm": run_rm, "rm_score": run_rm_score,
+         "eval": run_eval}
 
 
 def run(cfg: DictConfig) -> None:

@@ -170,7 +170,8 @@ class FilterConfig:
                f"'{self.name}' is not one of string, logprob")
 
 
-MODES = ("online", "offline", "rm", "rm_score")
+MODES = ("online", "offline", "rm", "rm_score", "eval")
+TASKS = ("signal", "alpaca", "mt_bench", "gsm8k")
 
 
 @dataclass
@@ -211,6 +212,45 @@ class RMConfig:
 
 
 @dataclass
+class OpenAIJudgeConfig:
+    base_url: Optional[str] = None  # an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
+    model: Optional[str] = None
+    api_key_env: Optional[str] = "OPENAI_API_KEY"  # the key is read from here, never logged
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    backoff_s: float = 1.0
+    max_tokens: int = 512
+
+
+@dataclass
+class EvalConfig:
+    tasks: List[str] = field(default_factory=lambda: ["signal", "alpaca", "mt_bench", "gsm8k"])
+    judge: str = "policy"  # policy | openai | rm (rm.checkpoint)
+    openai: OpenAIJudgeConfig = field(default_factory=OpenAIJudgeConfig)
+    every_iteration: bool = False  # online runs: evaluate after each iteration
+    policy: Optional[str] = None  # mode=eval: a saved policy folder; None: the model config
+    alpaca_path: Optional[str] = None
+    alpaca_limit: Optional[int] = None
+    mt_bench_path: Optional[str] = None
+    mt_bench_reference: Optional[str] = None
+    mt_bench_limit: Optional[int] = None
+    gsm8k_path: Optional[str] = None
+    gsm8k_limit: Optional[int] = None
+    max_new_tokens: int = 256
+    judge_max_new_tokens: int = 256
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.tasks if t not in TASKS]
+        _check(not bad, "eval.tasks", f"unknown tasks {bad}; known: {', '.join(TASKS)}")
+        _check(self.judge in ("policy", "openai", "rm"), "eval.judge",
+               f"'{self.judge}' is not one of policy, openai, rm")
+        if self.judge == "openai":
+            _check(bool(self.openai.base_url and self.openai.model), "eval.openai",
+                   "eval.judge=openai needs eval.openai.base_url and eval.openai.model")
+
+
+@dataclass
 class TrackingConfig:
     uri: str = MISSING
     artifact_location: Optional[str] = None
@@ -231,6 +271,7 @@ class SSOConfig:
     tracking: TrackingConfig = MISSING
     generator: Optional[ModelConfig] = None  # offline data writer; None: the policy
     rm: RMConfig = field(default_factory=RMConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     output_dir: str = MISSING
     accelerator: str = "cpu"
 

@@ -20,6 +20,7 @@ COLUMNS: Sequence[Column] = (
     ("acc p", "train/p_rewards/accuracies", "{:.2f}"),
     ("acc n", "train/n_rewards/accuracies", "{:.2f}"),
     ("W", "train/w/mean", "{:.3f}"),
+    ("signal acc", "signal/accuracy", "{:.1f}"),
 )
 
 

@@ -20,6 +20,7 @@ from ..pair_builder import PairRound, build_pairs
 from ..tracking import RunLogger
 from ..objectives import generator_objective
 from .common import round_stats, tracked_run, train_on_pairs
+from .evaluate import check_eval_config, evaluate, make_judge
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,10 @@ def sample_round(writer, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
 
 
 def run_iteration(model, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
-                  queries: List[str], run_dir: Path, generator=None) -> Dict[str, float]:
-    """Sample, filter, write, train, save: one iteration's row of the summary."""
+                  queries: List[str], run_dir: Path, generator=None,
+                  judge=None) -> Dict[str, float]:
+    """Sample, filter, write, train, save (and evaluate, given a judge): one iteration's
+    row of the summary."""
     pl.seed_everything(cfg.schedule.seed + iteration, workers=True, verbose=False)
     row: Dict[str, float] = {"iteration": iteration}
     if generator is not None:  # v2: train the generator on its own pairs first
@@ -75,19 +78,27 @@ def run_iteration(model, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
     row.update(round_stats(rnd))
     if not rnd.kept:
         return row
-    return {**row, **train_on_pairs(model, tok, rnd.kept, cfg, logger, iteration, run_dir)}
+    row.update(train_on_pairs(model, tok, rnd.kept, cfg, logger, iteration, run_dir))
+    if judge is not None:
+        row.update(evaluate(model, tok, judge, cfg, rnd.kept, logger, iteration,
+                            run_dir / f"iter_{iteration}"))
+    return row
 
 
 def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
     """The whole online job; returns one summary row per iteration."""
     prompts = load_prompts(cfg.data.prompts)  # bad input fails here, before any work
     check_available(cfg.model)
+    if cfg.eval.every_iteration:
+        check_eval_config(cfg)
     with tracked_run(cfg) as (run_dir, logger, rows):
         model, tok = load_policy(cfg.model, cfg.schedule.seed)
         model.to("cuda" if cfg.accelerator == "gpu" else "cpu")
         generator = copy.deepcopy(model) if cfg.objective.name == "v2" else None
+        judge = make_judge(cfg, model, tok) if cfg.eval.every_iteration else None
         for it in range(1, cfg.schedule.iterations + 1):
             queries = iteration_queries(prompts, cfg.schedule.queries_per_iteration, it,
                                         cfg.schedule.seed)
-            rows.append(run_iteration(model, tok, cfg, logger, it, queries, run_dir, generator))
+            rows.append(run_iteration(model, tok, cfg, logger, it, queries, run_dir,
+                                      generator, judge))
     return rows

@@ -9,7 +9,7 @@ import pytest
 
 from sso_exp.judges import JudgeError, LLMJudge, PolicyBackend
 from sso_exp.judges.llm import parse_rating, parse_verdict
-from test_openai_backend import FakeOpenAI
+from fake_openai import FakeOpenAI
 
 Conv = List[Dict[str, str]]
 
@@ -146,3 +146,19 @@ def test_policy_backend_smoke(tiny):
     assert backend.complete(convs) == replies  # greedy: reproducible
     judge = LLMJudge(backend)
     assert len(judge.prefer([("q", "a", "b")])) == 1 and judge.calls == 2
+
+
+def test_reward_judge_prefers_by_reward_difference(tiny, tmp_path):
+    import math
+
+    from conftest import compose_cfg
+    from sso_exp.judges.reward import RewardJudge
+    from sso_exp.models import load_reward_model
+    rm, tok = load_reward_model(compose_cfg(tmp_path, "model=tiny").model, seed=0)
+    judge = RewardJudge(rm, tok, batch_size=4)
+    items = [("Hi?", "Hello there.", "Go away."), ("2+2?", "4", "5")]
+    p = judge.prefer(items)
+    swapped = judge.prefer([(q, b, a) for q, a, b in items])
+    assert all(0 < x < 1 for x in p) and all(math.isclose(x + y, 1, abs_tol=1e-5)
+                                             for x, y in zip(p, swapped))
+    assert judge.prefer([("Hi?", "same", "same")]) == [0.5]

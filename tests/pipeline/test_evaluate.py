@@ -1,0 +1,81 @@
+"""mode=eval and eval.every_iteration, judged by a fake OpenAI-compatible server on
+127.0.0.1 that speaks the real chat-completions JSON."""
+import json
+
+import pytest
+
+from conftest import SHARED_DATA, TINY_ARGS, run_cli
+from fake_openai import FakeOpenAI
+from test_online import only_run, out
+
+KEY = "sk-eval-test-never-logged-31337"
+SMALL = ["eval.alpaca_limit=2", "eval.mt_bench_limit=2", "eval.gsm8k_limit=2",
+         "eval.max_new_tokens=6", "eval.batch_size=4"]
+
+
+def judge_reply(messages):
+    """Prefers the first answer shown; grades every answer 7."""
+    return "Rating: [[7]]" if "Rating" in messages[0]["content"] else "Fine. [[A]]"
+
+
+def openai_args(server):
+    return ["eval.judge=openai", f"eval.openai.base_url={server.base_url}",
+            "eval.openai.model=judge-model", "eval.openai.backoff_s=0.01",
+            "eval.openai.max_retries=1"]
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeOpenAI(judge_reply) as fake:
+        yield fake
+
+
+def test_eval_mode_with_an_openai_judge(tmp_path, server):
+    proc = run_cli(tmp_path, "mode=eval", "model=tiny", *SMALL, *openai_args(server),
+                   f"data.pairs={SHARED_DATA / 'sso_example.json'}")
+    assert proc.returncode == 0, out(proc)[-3000:]
+    client, run = only_run(tmp_path)
+    m = run.data.metrics
+    # "[[A]]" in both orders is a tie: 50%; every grade is 7
+    assert m["signal/accuracy"] == 50 and m["alpaca/win_rate"] == 50 and m["alpaca/n"] == 2
+    assert m["mt_bench/score"] == 7 and m["mt_bench/n"] == 4 and "gsm8k/exact_match" in m
+    assert server.requests[0]["body"]["model"] == "judge-model"
+    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
+    for task in ("signal", "alpaca", "mt_bench", "gsm8k"):
+        assert (tmp_path / f"run/eval_{task}.jsonl").is_file()
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"eval_alpaca.jsonl", "eval_mt_bench.jsonl"} <= arts
+    logged = out(proc) + (tmp_path / "run/config.yaml").read_text() + json.dumps(run.data.params)
+    assert KEY not in logged
+
+
+def test_a_failing_judge_keeps_earlier_tasks(tmp_path, server):
+    server.failures = ["500"] * 50
+    proc = run_cli(tmp_path, "mode=eval", "model=tiny", *SMALL, *openai_args(server),
+                   "eval.tasks=[gsm8k,alpaca]")
+    assert proc.returncode == 2 and "eval task 'alpaca'" in out(proc) and "HTTP 500" in out(proc)
+    assert KEY not in out(proc)
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FAILED" and "gsm8k/exact_match" in run.data.metrics
+    assert (tmp_path / "run/eval_gsm8k.jsonl").is_file()
+
+
+def test_every_iteration_judges_each_iterations_pairs(tmp_path, server):
+    proc = run_cli(tmp_path, *TINY_ARGS, "eval.every_iteration=true", "eval.tasks=[signal,alpaca]",
+                   *SMALL, *openai_args(server))
+    assert proc.returncode == 0, out(proc)[-3000:]
+    client, run = only_run(tmp_path)
+    hist = client.get_metric_history(run.info.run_id, "signal/accuracy")
+    assert [h.step for h in hist] == [1, 2] and all(h.value == 50 for h in hist)
+    assert (tmp_path / "run/iter_2/eval_signal.jsonl").is_file()
+
+
+def test_rm_judge_needs_a_checkpoint(tmp_path):
+    proc = run_cli(tmp_path, "mode=eval", "model=tiny", "eval.judge=rm")
+    assert proc.returncode == 2 and "rm.checkpoint" in out(proc)
+
+
+def test_unknown_task_is_refused(tmp_path):
+    proc = run_cli(tmp_path, "mode=eval", "model=tiny", "eval.tasks=[signal,bleu]")
+    assert proc.returncode == 2 and "unknown tasks ['bleu']" in out(proc)
