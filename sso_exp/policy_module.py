@@ -30,6 +30,9 @@ class SSOPolicyModule(pl.LightningModule):
         self._sums: Dict[str, float] = defaultdict(float)
         self._steps = 0
 
+    def on_fit_start(self) -> None:
+        self.model.train()  # from_pretrained and sampling leave it in eval mode
+
     def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
         pairs = [k for k in batch if k != "ref"]
         policy = {p: split_pair(sequence_logps(self.model, batch[p])) for p in pairs}

@@ -83,6 +83,9 @@ class RewardModule(pl.LightningModule):
         super().__init__()
         self.rm, self.schedule, self.lr = rm, schedule, lr
 
+    def on_fit_start(self) -> None:
+        self.rm.train()  # from_pretrained and scoring leave it in eval mode
+
     def training_step(self, batch: Dict[str, Tensor], batch_idx: int) -> Tensor:
         chosen, rejected = rewards(self.rm, batch).chunk(2)
         loss, metrics = bradley_terry_loss(chosen, rejected)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import TQDMProgressBar
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import SSOConfig
@@ -23,6 +24,18 @@ def score_sequences(model: PreTrainedModel, encoded: Dict[str, List[Encoded]], p
             for name, seqs in encoded.items()}
 
 
+def make_trainer(cfg: SSOConfig, logger: RunLogger, run_dir: Path, epochs: int) -> pl.Trainer:
+    """A Trainer for one training run; weights are saved as safetensors by the pipeline,
+    so Lightning's own checkpoints are off. The tqdm bar prints in logs too."""
+    s = cfg.schedule
+    return pl.Trainer(
+        accelerator=cfg.accelerator, devices=1, precision=s.precision, max_epochs=epochs,
+        accumulate_grad_batches=s.grad_accum, gradient_clip_val=s.max_grad_norm,
+        logger=logger, log_every_n_steps=1, enable_checkpointing=False,
+        enable_model_summary=False, default_root_dir=str(run_dir),
+        callbacks=[TQDMProgressBar()])
+
+
 def fit(model: PreTrainedModel, tok: PreTrainedTokenizerBase, encoded: Dict[str, List[Encoded]],
         scores: Dict[str, SeqLogps], objective: Objective, cfg: SSOConfig, logger: RunLogger,
         iteration: int, run_dir: Path) -> Dict[str, float]:
@@ -32,11 +45,7 @@ def fit(model: PreTrainedModel, tok: PreTrainedTokenizerBase, encoded: Dict[str,
     data = loader(PairDataset(encoded, objective.pairs, reference), s.batch_size,
                   tok.pad_token_id, shuffle=True, seed=s.seed + iteration)
     module = SSOPolicyModule(model, objective, s)
-    trainer = pl.Trainer(
-        accelerator=cfg.accelerator, devices=1, precision=s.precision, max_epochs=s.epochs,
-        accumulate_grad_batches=s.grad_accum, gradient_clip_val=s.max_grad_norm,
-        logger=logger, log_every_n_steps=1, enable_checkpointing=False,
-        enable_model_summary=False, default_root_dir=str(run_dir))
+    trainer = make_trainer(cfg, logger, run_dir, s.epochs)
     trainer.fit(module, data)
     logger.step_offset += trainer.global_step
     return module.mean_metrics()

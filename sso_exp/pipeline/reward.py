@@ -17,6 +17,7 @@ from ..preferences import PrefPair, from_records, read_pairs
 from ..reward_module import (RewardModule, encode_conversation, encode_pair, pair_loader,
                              score_conversations, score_pairs)
 from ..tracking import RunLogger
+from ..train import make_trainer
 from .common import tracked_run
 from .offline import generate_pairs
 
@@ -87,11 +88,7 @@ def run_rm(cfg: SSOConfig) -> List[Dict[str, float]]:
         pairs, stats = training_pairs(cfg, logger, run_dir)
         rm, tok = load_reward_model(cfg.model, cfg.schedule.seed)
         encoded = [encode_pair(tok, p, cfg.rm.max_length) for p in pairs]
-        trainer = pl.Trainer(
-            accelerator=cfg.accelerator, devices=1, precision=cfg.schedule.precision,
-            max_epochs=cfg.rm.epochs, accumulate_grad_batches=cfg.schedule.grad_accum,
-            gradient_clip_val=cfg.schedule.max_grad_norm, logger=logger, log_every_n_steps=1,
-            enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(run_dir))
+        trainer = make_trainer(cfg, logger, run_dir, cfg.rm.epochs)
         trainer.fit(RewardModule(rm, cfg.schedule, cfg.rm.lr),
                     pair_loader(encoded, cfg.rm.batch_size, tok.pad_token_id, shuffle=True,
                                 seed=cfg.schedule.seed))
