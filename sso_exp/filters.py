@@ -9,7 +9,6 @@ import re
 from collections import Counter
 from typing import Dict, Iterable, List, Optional, Tuple
 
-import torch
 from torch import Tensor
 
 from .losses import SeqLogps

@@ -1,7 +1,6 @@
 """One iteration's training on model=tiny: the reference is the policy at the start of the
 iteration, and the loss learns the pairs it is given."""
 import pytest
-import torch
 
 from conftest import compose_cfg
 from sso_exp.data import make_record
