@@ -12,7 +12,8 @@ from pytorch_lightning.loggers import MLFlowLogger
 from .config import SSOConfig, TrackingConfig
 
 # Long texts live in the config artifact, not in the params table.
-_NOT_PARAMS = ("principle.features", "principle.identify_examples", "principle.secrecy")
+_NOT_PARAMS = ("principle.features", "principle.identify_examples", "principle.secrecy",
+               "principle.generate_examples")
 
 
 class RunLogger(MLFlowLogger):
