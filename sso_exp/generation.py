@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import List, Sequence
 
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .batching import length_batches
 
 
 @torch.no_grad()
@@ -14,22 +15,18 @@ def sample(model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: Sequen
            max_new_tokens: int, temperature: float, top_p: float, batch_size: int,
            desc: str = "sampling") -> List[str]:
     """One sampled completion per chat-formatted prompt, in the prompts' order."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: List[str] = [""] * len(prompts)
     was_training = model.training
     model.eval()
     tok.padding_side = "left"
-    with tqdm(total=len(prompts), desc=desc, unit="seq") as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                      add_special_tokens=False).to(model.device)
-            out = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p,
-                                 top_k=0,  # nucleus sampling only, as the authors (vLLM)
-                                 max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
-            new = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            for i, text in zip(idx, new):
-                texts[i] = text.strip()
-            bar.update(len(idx))
+    for idx in length_batches([len(p) for p in prompts], batch_size, desc):
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                  add_special_tokens=False).to(model.device)
+        out = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p,
+                             top_k=0,  # nucleus sampling only, as the authors (vLLM)
+                             max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+        new = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for i, text in zip(idx, new):
+            texts[i] = text.strip()
     model.train(was_training)
     return texts

@@ -8,9 +8,9 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .batching import length_batches
 from .losses import SeqLogps
 
 
@@ -73,13 +73,10 @@ def sequence_logps(model: PreTrainedModel, batch: Dict[str, Tensor]) -> SeqLogps
 def score(model: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int,
           batch_size: int, desc: Optional[str] = None) -> SeqLogps:
     """Log-probs of many sequences without gradient, batched by length to cut padding."""
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     sums, counts = torch.zeros(len(seqs)), torch.zeros(len(seqs))
     was_training = model.training
     model.eval()
-    starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None):
-        idx = order[start:start + batch_size]
+    for idx in length_batches([len(s.ids) for s in seqs], batch_size, desc):
         batch = {k: v.to(model.device) for k, v in pad([seqs[i] for i in idx], pad_id).items()}
         out = sequence_logps(model, batch)
         sums[idx], counts[idx] = out.sum.float().cpu(), out.count.float().cpu()

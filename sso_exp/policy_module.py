@@ -38,7 +38,7 @@ class SSOPolicyModule(pl.LightningModule):
         policy = {p: split_pair(sequence_logps(self.model, batch[p])) for p in pairs}
         loss, metrics = self.objective.loss(policy, batch.get("ref"))
         metrics = {self.objective.prefix + k: v for k, v in metrics.items()}
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(policy["main" if "main" in policy else "p"].chosen.sum))
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(next(iter(policy.values())).chosen.sum))
         self.log("train_loss", loss.detach(), prog_bar=True, logger=False)
         for key, value in metrics.items():
             self._sums[key] += float(value)

@@ -11,9 +11,9 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .batching import length_batches
 from .config import ScheduleConfig
 from .logprobs import Encoded, pad
 from .losses import bradley_terry_loss
@@ -61,11 +61,9 @@ def pair_loader(encoded: List[Dict[str, Encoded]], batch_size: int, pad_id: int,
 def score_conversations(rm: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int,
                         batch_size: int) -> Tensor:
     """The reward of each encoded conversation, batched by length."""
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     out = torch.zeros(len(seqs))
     rm.eval()
-    for start in tqdm(range(0, len(order), batch_size), desc="rewards", unit="batch"):
-        idx = order[start:start + batch_size]
+    for idx in length_batches([len(s.ids) for s in seqs], batch_size, "rewards"):
         batch = {k: v.to(rm.device) for k, v in pad([seqs[i] for i in idx], pad_id).items()}
         out[idx] = rewards(rm, batch).cpu()
     return out

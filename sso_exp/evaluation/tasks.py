@@ -18,9 +18,9 @@ from pathlib import Path
 from statistics import mean
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..batching import length_batches
 from ..data import DataError, read_jsonl
 from ..judges import PolicyBackend
 from ..judges.llm import Message
@@ -50,15 +50,11 @@ def respond(model: PreTrainedModel, tok: PreTrainedTokenizerBase,
     """The policy's greedy reply to each conversation, in order. Batches hold conversations
     of similar length, so little compute goes to padding."""
     backend = PolicyBackend(model, tok, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    order = sorted(range(len(conversations)),
-                   key=lambda i: sum(len(m["content"]) for m in conversations[i]))
+    lengths = [sum(len(m["content"]) for m in conv) for conv in conversations]
     replies = [""] * len(conversations)
-    with tqdm(total=len(order), desc=desc, unit="seq") as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            for i, reply in zip(idx, backend.complete([conversations[i] for i in idx])):
-                replies[i] = reply
-            bar.update(len(idx))
+    for idx in length_batches(lengths, batch_size, desc):
+        for i, reply in zip(idx, backend.complete([conversations[i] for i in idx])):
+            replies[i] = reply
     return replies
 
 
