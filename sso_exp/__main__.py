@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from . import vllm_sampling
 from .config import ConfigError, SSOError, validate
 from .pipeline.offline import run_offline
 from .pipeline.online import run_online
@@ -24,6 +25,8 @@ def run(cfg: DictConfig) -> None:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
+    if config.generation.backend == "vllm":
+        vllm_sampling.check_available()  # before any work
     MODES[config.mode.name](config)
 
 

@@ -1,9 +1,13 @@
-"""Batches of similar length: sampling, scoring and answering all sort their inputs by
-length so a batch wastes little compute on padding, and all show progress per item."""
+"""Batch orders. Sampling, scoring and answering sort their inputs by length so a batch
+wastes little compute on padding, and show progress per item; training shuffles per epoch
+and deals the order across data-parallel ranks."""
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 
 
@@ -16,3 +20,32 @@ def length_batches(lengths: Sequence[int], batch_size: int,
             idx = order[start:start + batch_size]
             yield idx
             bar.update(len(idx))
+
+
+class RankShards(Sampler):
+    """Training order: a seeded shuffle per epoch, dealt across DDP ranks (rank r of n takes
+    items r, r + n, ...; the order is padded by wrapping so every rank gets as many). Thus n
+    ranks of batch b see the same global batches as one process of batch n x b; Lightning's
+    own distributed sampler is turned off (`use_distributed_sampler=False`)."""
+
+    def __init__(self, size: int, shuffle: bool, seed: int):
+        self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls it at each epoch start
+        self.epoch = epoch
+
+    @staticmethod
+    def _world() -> Tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        return -(-self.size // self._world()[1])
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = self._world()
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.size, generator=gen) if self.shuffle else torch.arange(self.size)
+        order = order.repeat(-(-len(self) * world // max(self.size, 1)))[:len(self) * world]
+        return iter(order[rank::world].tolist())

@@ -23,6 +23,22 @@ def _check(ok: bool, key: str, msg: str) -> None:
 
 
 @dataclass
+class LoraSettings:
+    """LoRA through peft: the reference is the base with adapters off (no second copy), and
+    the adapters are merged into the weights at the end of every training run."""
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: List[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+
+    def __post_init__(self) -> None:
+        _check(self.r >= 1, "model.lora.r", "must be >= 1")
+        _check(0 <= self.dropout < 1, "model.lora.dropout", "must be in [0, 1)")
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     # gguf: a GGUF file inside an installed Python package; pretrained: hub id or local
@@ -35,6 +51,7 @@ class ModelConfig:
     dtype: str = "float32"
     trust_remote_code: bool = False
     cache_dir: str = MISSING
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
         _check(self.source in ("gguf", "pretrained", "tiny"), "model.source",
@@ -147,7 +164,6 @@ class ScheduleConfig:
     batch_size: int = 2
     grad_accum: int = 1
     max_length: int = 1024
-    precision: str = "32-true"
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -158,6 +174,41 @@ class ScheduleConfig:
         _check(0 < self.top_p <= 1, "schedule.top_p", "must be in (0, 1]")
         _check(len(self.betas) == 2, "schedule.betas", "must be two numbers")
         _check(0 <= self.warmup_ratio < 1, "schedule.warmup_ratio", "must be in [0, 1)")
+
+
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+@dataclass
+class TrainerConfig:
+    """How training runs (Lightning's accelerator, devices, strategy, precision) and the
+    memory levers of the SSO step."""
+    accelerator: str = "cpu"  # cpu | gpu | auto
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: Any = "auto"  # auto | ddp_spawn | fsdp | deepspeed_stage_2 | a dict with _target_
+    precision: str = "32-true"  # bf16-mixed: autocast; log-softmax, log-probs, loss stay fp32
+    gradient_checkpointing: bool = False
+    logps_chunk: int = 1024  # response positions per vocabulary projection (0: all at once)
+
+    def __post_init__(self) -> None:
+        _check(self.precision in PRECISIONS, "trainer.precision",
+               f"'{self.precision}' is not one of {', '.join(PRECISIONS)}")
+        _check(self.logps_chunk >= 0, "trainer.logps_chunk", "must be >= 0")
+        _check(self.num_nodes >= 1, "trainer.num_nodes", "must be >= 1")
+
+
+@dataclass
+class GenerationConfig:
+    """The sampling engine: HF `generate` (anywhere) or vLLM (GPU machines, imported only
+    when chosen; the policy's weights are pushed into it before every sampling stage)."""
+    backend: str = "hf"  # hf | vllm
+    vllm_gpu_memory_utilization: float = 0.4
+    vllm_dtype: str = "bfloat16"
+
+    def __post_init__(self) -> None:
+        _check(self.backend in ("hf", "vllm"), "generation.backend",
+               f"'{self.backend}' is not one of hf, vllm")
 
 
 @dataclass
@@ -272,8 +323,9 @@ class SSOConfig:
     generator: Optional[ModelConfig] = None  # offline data writer; None: the policy
     rm: RMConfig = field(default_factory=RMConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     output_dir: str = MISSING
-    accelerator: str = "cpu"
 
 
 def validate(cfg: DictConfig) -> SSOConfig:

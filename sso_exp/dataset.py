@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
+from .batching import RankShards
 from .logprobs import Encoded, chat_prompt, encode, pad
 from .losses import Pair, SeqLogps
 
@@ -79,6 +80,5 @@ def collate(items: List[Dict], pairs: Sequence[str], pad_id: int) -> Dict:
 
 def loader(dataset: PairDataset, batch_size: int, pad_id: int, shuffle: bool,
            seed: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                      generator=torch.Generator().manual_seed(seed),
+    return DataLoader(dataset, batch_size=batch_size, sampler=RankShards(len(dataset), shuffle, seed),
                       collate_fn=partial(collate, pairs=dataset.pairs, pad_id=pad_id))

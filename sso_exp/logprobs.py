@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .batching import length_batches
@@ -56,29 +58,70 @@ def pad(seqs: Sequence[Encoded], pad_id: int, left: bool = False) -> Dict[str, T
     return {"input_ids": ids, "attention_mask": attn, "loss_mask": loss}
 
 
-def sequence_logps(model: PreTrainedModel, batch: Dict[str, Tensor]) -> SeqLogps:
-    """Summed log-probs of the masked tokens per row, computed in float32."""
+def _token_logps(weight: Tensor, bias: Optional[Tensor], hidden: Tensor, targets: Tensor) -> Tensor:
+    """log p(target) for each row of `hidden`: the picked logit minus the logsumexp, both
+    in float32 whatever dtype the projection ran in."""
+    logits = F.linear(hidden, weight, bias).float()
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+
+
+def response_logps(head: torch.nn.Module, hidden: Tensor, targets: Tensor, chunk: int) -> Tensor:
+    """Token log-probs through the vocabulary projection `chunk` rows at a time. Under
+    gradient each chunk is recomputed in backward, so a [rows, vocab] float32 logits tensor
+    never exists for more than one chunk (it would dwarf the model's activations)."""
+    w, b = head.weight, head.bias
+    if chunk <= 0 or len(hidden) <= chunk:
+        return _token_logps(w, b, hidden, targets)
+    parts = []
+    for start in range(0, len(hidden), chunk):
+        h, t = hidden[start:start + chunk], targets[start:start + chunk]
+        if torch.is_grad_enabled():
+            parts.append(checkpoint(_token_logps, w, b, h, t, use_reentrant=False))
+        else:
+            parts.append(_token_logps(w, b, h, t))
+    return torch.cat(parts)
+
+
+def causal_lm(model: torch.nn.Module) -> PreTrainedModel:
+    """The HF model under a peft wrapper (its LoRA layers stay in place and active)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def sequence_logps(model: torch.nn.Module, batch: Dict[str, Tensor], chunk: int = 1024) -> SeqLogps:
+    """Summed log-probs of the masked tokens per row. The decoder runs once; only response
+    positions go through the vocabulary projection, in chunks of `chunk` positions."""
+    lm = causal_lm(model)
+    if getattr(lm.config, "final_logit_softcapping", None) or getattr(lm.config, "logit_scale", None):
+        raise NotImplementedError(f"{type(lm).__name__}: scaled/capped logits are not supported")
     attn = batch["attention_mask"]
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=batch["input_ids"], attention_mask=attn,
-                   position_ids=positions, use_cache=False).logits[:, :-1].float()
-    targets = batch["input_ids"][:, 1:]
-    mask = batch["loss_mask"][:, 1:].to(logits.dtype)
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    token_logps = (picked - torch.logsumexp(logits, dim=-1)) * mask
-    return SeqLogps(token_logps.sum(-1), mask.sum(-1))
+    hidden = lm.base_model(input_ids=batch["input_ids"], attention_mask=attn,
+                           position_ids=positions, use_cache=False).last_hidden_state
+    mask = batch["loss_mask"][:, 1:].bool()
+    token_logps = response_logps(lm.get_output_embeddings(), hidden[:, :-1][mask],
+                                 batch["input_ids"][:, 1:][mask], chunk)
+    rows = mask.nonzero()[:, 0]
+    sums = torch.zeros(len(mask), dtype=torch.float32, device=hidden.device)
+    return SeqLogps(sums.index_add(0, rows, token_logps), mask.sum(-1).float())
 
 
 @torch.no_grad()
 def score(model: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int,
-          batch_size: int, desc: Optional[str] = None) -> SeqLogps:
+          batch_size: int, desc: Optional[str] = None, chunk: int = 1024) -> SeqLogps:
     """Log-probs of many sequences without gradient, batched by length to cut padding."""
     sums, counts = torch.zeros(len(seqs)), torch.zeros(len(seqs))
     was_training = model.training
     model.eval()
     for idx in length_batches([len(s.ids) for s in seqs], batch_size, desc):
         batch = {k: v.to(model.device) for k, v in pad([seqs[i] for i in idx], pad_id).items()}
-        out = sequence_logps(model, batch)
+        out = sequence_logps(model, batch, chunk)
         sums[idx], counts[idx] = out.sum.float().cpu(), out.count.float().cpu()
     model.train(was_training)
     return SeqLogps(sums, counts)
+
+
+def score_named(model: PreTrainedModel, encoded: Dict[str, List[Encoded]], pad_id: int,
+                batch_size: int, chunk: int = 1024) -> Dict[str, SeqLogps]:
+    """`score` for each named list of sequences (a record set's chosen, rejected, ...)."""
+    return {name: score(model, seqs, pad_id, batch_size, f"scoring {name}", chunk)
+            for name, seqs in encoded.items()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -16,7 +16,8 @@ from .data import make_record
 from .dataset import encode_records
 from .filters import LOGPROB_SEQUENCES, logprob_filter, string_filter
 from .generation import sample
-from .logprobs import chat_prompt, score
+from . import vllm_sampling
+from .logprobs import chat_prompt, score_named
 from .principles import (Steering, add_concision, identify_prompt, parse_features,
                          parse_principles, principle_prompt, steer)
 
@@ -29,19 +30,24 @@ class PairRound:
     stats: Dict[str, float] = field(default_factory=dict)
 
 
-def _sample(model, tok, prompts: List[str], cfg: SSOConfig, max_new_tokens: int,
-            desc: str) -> List[str]:
+def sample_prompts(model, tok, prompts: List[Tuple[Optional[str], str]], cfg: SSOConfig,
+                   max_new_tokens: int, desc: str) -> List[str]:
+    """One completion per (system, user) prompt with the configured sampling backend."""
     s = cfg.schedule
-    return sample(model, tok, [chat_prompt(tok, system, user) for system, user in prompts],
-                  max_new_tokens=max_new_tokens, temperature=s.temperature, top_p=s.top_p,
-                  batch_size=s.generation_batch_size, desc=desc)
+    texts = [chat_prompt(tok, system, user) for system, user in prompts]
+    if cfg.generation.backend == "vllm":
+        return vllm_sampling.sample(model, tok, texts, max_new_tokens=max_new_tokens,
+                                    temperature=s.temperature, top_p=s.top_p,
+                                    cfg=cfg.generation, seed=s.seed, desc=desc)
+    return sample(model, tok, texts, max_new_tokens=max_new_tokens, temperature=s.temperature,
+                  top_p=s.top_p, batch_size=s.generation_batch_size, desc=desc)
 
 
 def write_principles(model, tok, queries: Sequence[str], features: Sequence[List[str]],
                      cfg: SSOConfig) -> Tuple[List[Dict[str, Tuple[str, str]]], Dict[str, float]]:
     """Query-specific principles per (query, feature); unparsed answers fall back."""
     jobs = [(i, f) for i, fs in enumerate(features) for f in fs]
-    answers = _sample(model, tok, [(None, principle_prompt(cfg.principle, queries[i], f))
+    answers = sample_prompts(model, tok, [(None, principle_prompt(cfg.principle, queries[i], f))
                                    for i, f in jobs], cfg,
                       cfg.principle.generate_max_new_tokens, "principles")
     written: List[Dict[str, Tuple[str, str]]] = [{} for _ in queries]
@@ -58,7 +64,7 @@ def steer_queries(model, tok, queries: Sequence[str], cfg: SSOConfig,
                   rng: random.Random) -> Tuple[List[Steering], Dict[str, float]]:
     """p+/p- per query, from the features the writer names for it."""
     pc = cfg.principle
-    answers = _sample(model, tok, [(None, identify_prompt(pc, q)) for q in queries], cfg,
+    answers = sample_prompts(model, tok, [(None, identify_prompt(pc, q)) for q in queries], cfg,
                       pc.identify_max_new_tokens, "features")
     features = [add_concision(parse_features(a, pc, rng), pc, rng) for a in answers]
     written, stats = ([{} for _ in queries], {})
@@ -72,8 +78,8 @@ def apply_logprob_filter(model, tok, kept: List[Dict], cfg: SSOConfig) -> Tuple[
     if not kept:
         return kept, Counter()
     encoded = encode_records(tok, kept, LOGPROB_SEQUENCES, cfg.schedule.max_length)
-    scores = {n: score(model, encoded[n], tok.pad_token_id, cfg.schedule.generation_batch_size,
-                       desc=f"filter {n}") for n in LOGPROB_SEQUENCES}
+    scores = score_named(model, encoded, tok.pad_token_id, cfg.schedule.generation_batch_size,
+                         cfg.trainer.logps_chunk)
     keep, drops = logprob_filter(scores)
     return [rec for rec, k in zip(kept, keep.tolist()) if k], drops
 
@@ -84,7 +90,7 @@ def build_pairs(model: PreTrainedModel, tok: PreTrainedTokenizerBase, queries: S
     steerings, stats = steer_queries(model, tok, queries, cfg, rng)
     prompts = [(system, q) for q, st in zip(queries, steerings)
                for system in (st.p_system, st.n_system, None)]
-    texts = _sample(model, tok, prompts, cfg, cfg.schedule.max_new_tokens, "y+/y-/y0")
+    texts = sample_prompts(model, tok, prompts, cfg, cfg.schedule.max_new_tokens, "y+/y-/y0")
     generated = [make_record(q, st.p_system, st.n_system, *texts[3 * i:3 * i + 3])
                  for i, (q, st) in enumerate(zip(queries, steerings))]
     kept, drops = string_filter(generated, cfg.filter.min_chars)

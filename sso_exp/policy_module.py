@@ -1,9 +1,8 @@
 """The LightningModule that trains a causal LM on preference pairs: one forward per pair
 (chosen and rejected stacked), the loss from an `Objective` (SSO's, or v2's generator or
-policy loss), AdamW with warmup + cosine."""
+policy loss), AdamW with warmup + cosine. Metrics are averaged across ranks."""
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Dict
 
 import pytorch_lightning as pl
@@ -16,6 +15,9 @@ from .losses import Pair, SeqLogps
 from .objectives import Objective
 from .optim import adamw_cosine
 
+MEAN = "mean/"  # epoch means, kept out of MLflow: the iteration's summary reads them
+STEPS = "optimizer_steps"  # how far the run went, for the next run's step offset
+
 
 def split_pair(out: SeqLogps) -> Pair:
     """A stacked [chosen; rejected] forward back into its two halves."""
@@ -24,31 +26,44 @@ def split_pair(out: SeqLogps) -> Pair:
 
 
 class SSOPolicyModule(pl.LightningModule):
-    def __init__(self, model: PreTrainedModel, objective: Objective, schedule: ScheduleConfig):
+    def __init__(self, model: PreTrainedModel, objective: Objective, schedule: ScheduleConfig,
+                 logps_chunk: int = 1024):
         super().__init__()
         self.model, self.objective, self.schedule = model, objective, schedule
-        self._sums: Dict[str, float] = defaultdict(float)
-        self._steps = 0
+        self.logps_chunk = logps_chunk
 
     def on_fit_start(self) -> None:
         self.model.train()  # from_pretrained and sampling leave it in eval mode
 
+    def on_train_end(self) -> None:
+        # callback metrics are what a spawned rank 0 hands back to the main process
+        self.trainer.callback_metrics[STEPS] = torch.tensor(float(self.trainer.global_step))
+
     def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
         pairs = [k for k in batch if k != "ref"]
-        policy = {p: split_pair(sequence_logps(self.model, batch[p])) for p in pairs}
+        policy = {p: split_pair(sequence_logps(self.model, batch[p], self.logps_chunk))
+                  for p in pairs}
         loss, metrics = self.objective.loss(policy, batch.get("ref"))
         metrics = {self.objective.prefix + k: v for k, v in metrics.items()}
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(next(iter(policy.values())).chosen.sum))
+        size = len(next(iter(policy.values())).chosen.sum)
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=size, sync_dist=True)
+        self.log_dict({MEAN + k: v for k, v in metrics.items()}, on_step=False, on_epoch=True,
+                      batch_size=size, sync_dist=True, logger=False)
         self.log("train_loss", loss.detach(), prog_bar=True, logger=False)
-        for key, value in metrics.items():
-            self._sums[key] += float(value)
-        self._steps += 1
         return loss
 
-    def mean_metrics(self) -> Dict[str, float]:
-        """Each training metric averaged over the batches seen: the iteration's summary."""
-        return {k: v / max(self._steps, 1) for k, v in self._sums.items()}
-
     def configure_optimizers(self):
-        return adamw_cosine(self.model.parameters(), self.schedule, self.objective.lr,
+        params = [p for p in self.model.parameters() if p.requires_grad]  # LoRA: adapters only
+        return adamw_cosine(params, self.schedule, self.objective.lr,
                             int(self.trainer.estimated_stepping_batches))
+
+
+def optimizer_steps(trainer: pl.Trainer) -> int:
+    return int(trainer.callback_metrics[STEPS])
+
+
+def mean_metrics(trainer: pl.Trainer) -> Dict[str, float]:
+    """Each training metric averaged over the run (across ranks too): the iteration's
+    summary. The trainer's callback metrics come back to the main process from spawned ranks."""
+    return {k[len(MEAN):]: float(v) for k, v in trainer.callback_metrics.items()
+            if k.startswith(MEAN)}

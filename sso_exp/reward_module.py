@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .batching import length_batches
+from .batching import RankShards, length_batches
 from .config import ScheduleConfig
 from .logprobs import Encoded, pad
 from .losses import bradley_terry_loss
@@ -52,8 +52,7 @@ def collate_pairs(items: List[Dict[str, Encoded]], pad_id: int) -> Dict[str, Ten
 
 def pair_loader(encoded: List[Dict[str, Encoded]], batch_size: int, pad_id: int,
                 shuffle: bool, seed: int = 0) -> DataLoader:
-    return DataLoader(encoded, batch_size=batch_size, shuffle=shuffle,
-                      generator=torch.Generator().manual_seed(seed),
+    return DataLoader(encoded, batch_size=batch_size, sampler=RankShards(len(encoded), shuffle, seed),
                       collate_fn=partial(collate_pairs, pad_id=pad_id))
 
 
@@ -87,7 +86,7 @@ class RewardModule(pl.LightningModule):
     def training_step(self, batch: Dict[str, Tensor], batch_idx: int) -> Tensor:
         chosen, rejected = rewards(self.rm, batch).chunk(2)
         loss, metrics = bradley_terry_loss(chosen, rejected)
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(chosen))
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(chosen), sync_dist=True)
         self.log("rm_loss", loss, prog_bar=True, logger=False)
         return loss
 

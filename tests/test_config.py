@@ -42,7 +42,9 @@ def test_unknown_option_fails(tmp_path):
     ("loss.beta=-1", "loss.beta"), ("loss.w_alpha=1.5", "loss.w_alpha"),
     ("schedule.top_p=0", "schedule.top_p"), ("schedule.iterations=0", "schedule.iterations"),
     ("mode.on_empty=maybe", "mode.on_empty"), ("model.source=hub", "model.source"),
-    ("principle.num_features=8", "principle.num_features")])
+    ("principle.num_features=8", "principle.num_features"),
+    ("trainer.precision=bf15", "trainer.precision"), ("generation.backend=tgi", "generation.backend"),
+    ("model.lora.r=0", "model.lora.r"), ("trainer.logps_chunk=-1", "trainer.logps_chunk")])
 def test_bad_values_name_their_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key):
         compose_cfg(tmp_path, override)
@@ -51,3 +53,11 @@ def test_bad_values_name_their_key(tmp_path, override, key):
 def test_wrong_type_names_key(tmp_path):
     with pytest.raises(OmegaConfBaseException, match="schedule.iterations"):
         compose_cfg(tmp_path, "schedule.iterations=lots")
+
+
+def test_fsdp_strategy_is_built_from_its_config(tmp_path):
+    from hydra.utils import instantiate
+    from pytorch_lightning.strategies import FSDPStrategy
+    cfg = compose_cfg(tmp_path, "trainer=fsdp")
+    assert isinstance(instantiate(cfg.trainer.strategy), FSDPStrategy)
+    assert (cfg.trainer.accelerator, cfg.trainer.precision) == ("gpu", "bf16-mixed")

@@ -69,3 +69,32 @@ def test_history_turns_precede_the_query(tiny):
     text = chat_prompt(tok, "Be kind.", "Q2", [["Q1", "A1"]])
     assert text.index("Be kind.") < text.index("Q1") < text.index("A1") < text.index("Q2")
     assert text.count("<|im_start|>system") == 1
+
+
+def _grads(model, batch, chunk):
+    model.zero_grad()
+    out = sequence_logps(model, batch, chunk)
+    out.sum.sum().backward()
+    return out.sum.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def test_chunked_projection_gives_the_same_values_and_gradients(tiny):
+    model, tok = tiny
+    batch = pad(_seqs(tok) * 3, tok.pad_token_id)
+    whole, g_whole = _grads(model, batch, chunk=0)
+    chunked, g_chunked = _grads(model, batch, chunk=5)  # many chunks, one ragged
+    model.zero_grad()
+    assert torch.allclose(whole, chunked, atol=1e-5)
+    assert len(g_whole) == len(g_chunked) > 0
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_whole, g_chunked))
+
+
+def test_logps_stay_float32_under_bf16_autocast(tiny):
+    model, tok = tiny
+    batch = pad(_seqs(tok), tok.pad_token_id)
+    with torch.no_grad():
+        fp32 = sequence_logps(model, batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = sequence_logps(model, batch)
+    assert bf16.sum.dtype == torch.float32
+    assert torch.allclose(fp32.mean, bf16.mean, atol=0.05)

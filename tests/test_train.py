@@ -1,6 +1,7 @@
 """One iteration's training on model=tiny: the reference is the policy at the start of the
 iteration, and the loss learns the pairs it is given."""
 import pytest
+import torch
 
 from conftest import compose_cfg
 from sso_exp.data import make_record
@@ -8,7 +9,9 @@ from sso_exp.dataset import encode_records
 from sso_exp.models import load_policy
 from sso_exp.tracking import start_run
 from sso_exp.objectives import generator_objective, policy_objective
-from sso_exp.train import fit, score_sequences
+from sso_exp.logprobs import score_named
+from sso_exp.precision import autocast
+from sso_exp.train import fit
 
 RECORDS = [make_record(f"Question {i}?", "Be good.", "Be bad.", f"A fine answer number {i}.",
                        f"zq xv {i} kk", f"Some answer {i}.") for i in range(4)]
@@ -20,17 +23,18 @@ def train(tmp_path, *overrides):
     model, tok = load_policy(cfg.model, seed=0)
     objective = policy_objective(cfg)
     encoded = encode_records(tok, RECORDS, objective.sequences(), 256)
-    scores = score_sequences(model, {n: encoded[n] for n in objective.scored()},
+    with autocast(cfg.trainer):  # the reference under training's precision, as the pipeline does
+        scores = score_named(model, {n: encoded[n] for n in objective.scored()},
                              tok.pad_token_id, 8)
     (tmp_path / "config.yaml").write_text("x: 1\n")
     logger = start_run(cfg, cfg.tracking, tmp_path / "config.yaml")
     metrics = fit(model, tok, encoded, scores, objective, cfg, logger, 1, tmp_path)
     logger.close("FINISHED")
-    return metrics, logger
+    return metrics, logger, model
 
 
 def test_reference_is_the_starting_policy(tmp_path):
-    metrics, _ = train(tmp_path, "loss=dpo", "schedule.lr=0")
+    metrics, _, _ = train(tmp_path, "loss=dpo", "schedule.lr=0")
     # with lr 0 the policy stays the reference: zero rewards, DPO loss log 2 on all pairs
     for prefix in ("", "p_", "n_"):
         assert metrics[f"{prefix}rewards/chosen"] == 0
@@ -40,7 +44,7 @@ def test_reference_is_the_starting_policy(tmp_path):
 
 
 def test_training_learns_the_pairs(tmp_path):
-    metrics, logger = train(tmp_path, "loss=dpo", "schedule.lr=3e-3", "schedule.epochs=6")
+    metrics, logger, _ = train(tmp_path, "loss=dpo", "schedule.lr=3e-3", "schedule.epochs=6")
     hist = logger.experiment.get_metric_history(logger.run_id, "rewards/margins")
     assert hist[-1].value > 0.5 > hist[0].value
     assert logger.step_offset == 12  # 6 epochs x 2 steps: the next iteration starts there
@@ -64,3 +68,57 @@ def test_v2_objectives(tmp_path):
     policy, gen = policy_objective(cfg), generator_objective(cfg)
     assert policy.pairs == ["main"] and gen.pairs == ["p", "n"] and gen.needs_reference
     assert gen.lr == 5e-7 and gen.prefix == "generator/"
+
+
+def test_bf16_learns_what_fp32_learns(tmp_path):
+    """Autocast changes the matmuls only: log-softmax, log-probs and loss stay float32, so a
+    few steps from the same start give the same losses and rewards within a small tolerance."""
+    runs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        (tmp_path / precision).mkdir()
+        _, logger, _ = train(tmp_path / precision, "loss=dpo", "schedule.lr=2e-3",
+                          "schedule.epochs=3", f"trainer.precision={precision}")
+        runs[precision] = {key: [m.value for m in logger.experiment.get_metric_history(
+            logger.run_id, key)] for key in ("loss", "rewards/margins", "rewards/chosen")}
+    fp32, bf16 = runs["32-true"], runs["bf16-mixed"]
+    assert len(fp32["loss"]) == len(bf16["loss"]) == 6
+    assert fp32["rewards/margins"][-1] > 0.1  # it learned something to compare
+    for key in fp32:
+        assert bf16[key] == pytest.approx(fp32[key], abs=0.01), key
+
+
+def test_lora_trains_adapters_and_merges_them_back(tmp_path):
+    cfg = compose_cfg(tmp_path, "model=tiny")
+    start, _ = load_policy(cfg.model, seed=0)
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    metrics, _, trained = train(tmp_path, "loss=dpo", "schedule.lr=1e-2", "schedule.epochs=3",
+                       "model.lora.enabled=true", "model.lora.r=4",
+                       "model.lora.target_modules=[q_proj,v_proj]")
+    assert metrics["rewards/margins"] > 0  # the adapters learned the pairs
+    after = trained.state_dict()
+    assert set(after) == set(before) and type(trained) is type(start)  # merged, plain model
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+    assert all(p.requires_grad for p in trained.parameters())
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
+    """Same global batch (2 x 1 vs 1 x 2), same data order: the same losses step by step,
+    logged by rank 0 into the main process's run, and the trained weights back in it."""
+    runs, weights = {}, {}
+    for name, args in {"single": ("schedule.batch_size=2",),
+                       "ddp": ("trainer=ddp", "schedule.batch_size=1")}.items():
+        (tmp_path / name).mkdir()
+        _, logger, model = train(tmp_path / name, "loss=dpo", "schedule.lr=2e-3",
+                                 "schedule.epochs=2", *args)
+        assert logger.step_offset == 4  # the next iteration's steps continue after these
+        weights[name] = model.state_dict()
+        runs[name] = {key: [m.value for m in logger.experiment.get_metric_history(
+            logger.run_id, key)] for key in ("loss", "rewards/margins")}
+    assert len(runs["single"]["loss"]) == len(runs["ddp"]["loss"]) == 4
+    for key in runs["single"]:
+        assert runs["ddp"][key] == pytest.approx(runs["single"][key], abs=1e-4), key
+    start, _ = load_policy(compose_cfg(tmp_path, "model=tiny").model, seed=0)
+    for key, value in start.state_dict().items():
+        assert torch.allclose(weights["ddp"][key], weights["single"][key], atol=1e-5), key
+    assert any(not torch.equal(value, weights["ddp"][key]) for key, value in start.state_dict().items())

@@ -14,10 +14,12 @@ from ..dataset import ON_POLICY, encode_records
 from ..filters import LOGPROB_RULES, STRING_RULES
 from ..models import save_policy
 from ..pair_builder import PairRound
+from ..precision import autocast
 from ..report import COLUMNS, Column, summary_table
 from ..tracking import RunLogger, start_run
 from ..objectives import Objective, policy_objective
-from ..train import fit, score_sequences
+from ..logprobs import score_named
+from ..train import fit
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 def tracked_run(cfg: SSOConfig, columns: Sequence[Column] = COLUMNS
                 ) -> Iterator[Tuple[Path, RunLogger, List[Dict[str, float]]]]:
     """The run folder, its MLflow run and the summary rows; on the way out the summary is
-    printed and logged, and the run closed FINISHED, FAILED or KILLED."""
+    printed and logged, and the run closed FINISHED, FAILED or KILLED. The work inside runs
+    under the trainer's autocast, so sampling and scoring match training's precision."""
     run_dir = Path(cfg.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "config.yaml"
@@ -36,7 +39,8 @@ def tracked_run(cfg: SSOConfig, columns: Sequence[Column] = COLUMNS
     rows: List[Dict[str, float]] = []
     status = "FAILED"
     try:
-        yield run_dir, logger, rows
+        with autocast(cfg.trainer):
+            yield run_dir, logger, rows
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -67,8 +71,8 @@ def train_on_pairs(model, tok, records: List[Dict], cfg: SSOConfig, logger: RunL
     the iteration's figures."""
     objective = objective or policy_objective(cfg)
     encoded = encode_records(tok, records, objective.sequences(), cfg.schedule.max_length)
-    scores = score_sequences(model, {n: encoded[n] for n in objective.scored()},
-                             tok.pad_token_id, cfg.schedule.generation_batch_size)
+    scores = score_named(model, {n: encoded[n] for n in objective.scored()}, tok.pad_token_id,
+                         cfg.schedule.generation_batch_size, cfg.trainer.logps_chunk)
     stats: Dict[str, float] = {}
     for name, label in zip(ON_POLICY, ("chosen", "rejected", "raw")):
         stats[f"{objective.prefix}onpolicy/{label}"] = float(scores[name].mean.mean())

@@ -14,6 +14,7 @@ from ..data import write_jsonl
 from ..evaluation import tasks
 from ..judges import JudgeError, LLMJudge, OpenAIBackend, PolicyBackend
 from ..judges.reward import RewardJudge
+from ..precision import device
 from ..models import DTYPES, check_available, load_checkpoint, load_policy, load_reward_model
 from ..preferences import read_training_pairs
 from ..tracking import RunLogger
@@ -104,7 +105,7 @@ def run_eval(cfg: SSOConfig) -> List[Dict[str, float]]:
                                          cfg.model.trust_remote_code)
         else:
             model, tok = load_policy(cfg.model, cfg.schedule.seed)
-        model.to("cuda" if cfg.accelerator == "gpu" else "cpu")
+        model.to(device(cfg.trainer))
         judge = make_judge(cfg, model, tok)
         rows.append(evaluate(model, tok, judge, cfg, records, logger, 1, run_dir))
     return rows

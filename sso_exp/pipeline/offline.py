@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 from ..config import ConfigError, SSOConfig
 from ..data import load_prompts
 from ..preferences import read_training_pairs
+from ..precision import device
 from ..models import check_available, load_policy
 from ..objectives import policy_objective
 from ..pair_builder import build_pairs
@@ -46,7 +47,7 @@ def run_offline(cfg: SSOConfig) -> List[Dict[str, float]]:
     with tracked_run(cfg) as (run_dir, logger, rows):
         pl.seed_everything(cfg.schedule.seed, workers=True, verbose=False)
         model, tok = load_policy(cfg.model, cfg.schedule.seed)
-        model.to("cuda" if cfg.accelerator == "gpu" else "cpu")
+        model.to(device(cfg.trainer))
         if records is None:
             records, row = generate_pairs(cfg, model, tok, logger, run_dir)
         else:

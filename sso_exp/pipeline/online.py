@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 
 from ..config import SSOConfig, SSOError
 from ..data import load_prompts, write_jsonl
+from ..precision import device
 from ..models import check_available, load_policy
 from ..pair_builder import PairRound, build_pairs
 from ..tracking import RunLogger
@@ -93,7 +94,7 @@ def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
         check_eval_config(cfg)
     with tracked_run(cfg) as (run_dir, logger, rows):
         model, tok = load_policy(cfg.model, cfg.schedule.seed)
-        model.to("cuda" if cfg.accelerator == "gpu" else "cpu")
+        model.to(device(cfg.trainer))
         generator = copy.deepcopy(model) if cfg.objective.name == "v2" else None
         judge = make_judge(cfg, model, tok) if cfg.eval.every_iteration else None
         for it in range(1, cfg.schedule.iterations + 1):

@@ -8,7 +8,7 @@ PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 TINY = ["model=tiny", "schedule.iterations=1", "schedule.queries_per_iteration=3",
         "schedule.max_new_tokens=10", "schedule.batch_size=2", "schedule.grad_accum=1",
         "schedule.generation_batch_size=12", "principle.identify_max_new_tokens=6",
-        "accelerator=cpu", "schedule.precision=32-true"]
+        "trainer=default"]
 EXPECTED = {  # what each preset must set, as the paper's rows define them
     "sso": {"loss.name": "ipo", "loss.use_g": True, "loss.use_w": True, "objective.name": "v1"},
     "pbaa": {"loss.use_g": False, "loss.use_w": False, "mode.name": "online"},
@@ -18,7 +18,7 @@ EXPECTED = {  # what each preset must set, as the paper's rows define them
     "human_pairs": {"mode.name": "offline", "loss.use_g": False},
     "sso_rm": {"mode.name": "rm", "rm.sso": True},
     "paper_online": {"schedule.iterations": 3, "loss.beta": 0.2, "loss.w_alpha": 0.66,
-                     "accelerator": "gpu", "schedule.precision": "bf16-mixed"},
+                     "trainer.accelerator": "gpu", "trainer.precision": "bf16-mixed"},
 }
 
 

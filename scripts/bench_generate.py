@@ -1,0 +1,92 @@
+"""Tokens/s of the y+/y-/y0 sampling stage against sequential HF `generate` on the same prompts.
+
+    .venv/bin/python scripts/bench_generate.py [--queries 8] [--baseline-prompts 9] [overrides ...]
+
+The stage is the pipeline's own (`pair_builder.sample_prompts` under the trainer config's
+autocast): three chat prompts per query (p+ / p- as system prompts, and none), sampled with
+the schedule's temperature, top-p, max_new_tokens and generation_batch_size. The baseline
+calls `model.generate` once per prompt in float32 (no batching, no autocast) on the first
+`--baseline-prompts` of the same prompts. Tokens are counted up to and including EOS. The
+last line reads `speedup=<stage tok/s / sequential tok/s>`."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def stage_prompts(cfg, n: int):
+    """(system, query) for y+, y- and y0 of the first n demo queries, steered by the first
+    two predefined features."""
+    from sso_exp.data import load_prompts
+    from sso_exp.principles import steer
+    st = steer([f.name for f in cfg.principle.features[:2]], cfg.principle)
+    return [(system, q) for q in load_prompts(cfg.data.prompts)[:n]
+            for system in (st.p_system, st.n_system, None)]
+
+
+def generated_tokens(tok, texts) -> int:
+    return sum(len(tok(t, add_special_tokens=False).input_ids) + 1 for t in texts)
+
+
+@torch.no_grad()
+def sequential(model, tok, prompts, s) -> list:
+    """One `generate` per prompt: what a first implementation does."""
+    tok.padding_side = "left"
+    texts = []
+    for text in prompts:
+        enc = tok(text, return_tensors="pt", add_special_tokens=False)
+        out = model.generate(**enc, do_sample=True, temperature=s.temperature, top_p=s.top_p,
+                             top_k=0, max_new_tokens=s.max_new_tokens,
+                             pad_token_id=tok.pad_token_id)
+        texts.append(tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True).strip())
+    return texts
+
+
+def main() -> None:
+    from conftest import compose_cfg
+    from sso_exp.logprobs import chat_prompt
+    from sso_exp.models import load_policy
+    from sso_exp.pair_builder import sample_prompts
+    from sso_exp.precision import autocast
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=8)
+    parser.add_argument("--baseline-prompts", type=int, default=9)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (trainer.precision=...)")
+    args = parser.parse_args()
+    cfg = compose_cfg(Path(tempfile.mkdtemp()), *args.overrides)
+    model, tok = load_policy(cfg.model)
+    s = cfg.schedule
+    prompts = stage_prompts(cfg, args.queries)
+    print(f"{len(prompts)} prompts, max_new_tokens={s.max_new_tokens}, batch "
+          f"{s.generation_batch_size}, precision {cfg.trainer.precision}, "
+          f"{torch.get_num_threads()} threads", flush=True)
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    with autocast(cfg.trainer):
+        texts = sample_prompts(model, tok, prompts, cfg, s.max_new_tokens, "y+/y-/y0")
+    stage_s = time.perf_counter() - start
+    stage_tps = generated_tokens(tok, texts) / stage_s
+    chats = [chat_prompt(tok, system, q) for system, q in prompts[:args.baseline_prompts]]
+    start = time.perf_counter()
+    base = sequential(model, tok, chats, s)
+    base_s = time.perf_counter() - start
+    base_tps = generated_tokens(tok, base) / base_s
+    print("| sampler | prompts | tokens | seconds | tokens/s |\n|---|---|---|---|---|")
+    print(f"| sequential generate, fp32 | {len(chats)} | {generated_tokens(tok, base)} | "
+          f"{base_s:.1f} | {base_tps:.1f} |")
+    print(f"| y+/y-/y0 stage | {len(prompts)} | {generated_tokens(tok, texts)} | "
+          f"{stage_s:.1f} | {stage_tps:.1f} |")
+    print(f"speedup={stage_tps / base_tps:.2f}")
+
+
+if __name__ == "__main__":
+    main()

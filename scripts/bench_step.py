@@ -1,0 +1,193 @@
+"""One SSO optimizer step against one of TRL's DPOTrainer, same model, queries, lengths, dtype.
+
+    .venv/bin/python scripts/bench_step.py [--queries 4] [--tokens 256] [--steps 3] [overrides ...]
+
+Our step is the real training path (config -> encode -> reference scored once under no_grad
+-> SSOPolicyModule in a Lightning Trainer): three pairs (six sequences) per query, IPO + G + W.
+TRL's step is its DPOTrainer with its defaults (a reference forward every step), one pair
+per query. Hydra overrides (e.g. trainer.logps_chunk=0) change our side only. Each
+measurement runs in a fresh process so its peak RSS is its own; times are medians over
+`--steps` steps after one warm-up step. MFU counts 6 x params x tokens (+ attention) per
+trained token and 2 x params x tokens per reference token, against a matmul peak measured
+here for the dtype. The last line reads `ratio=<SSO q/s / TRL pairs/s, bf16> mfu=<SSO bf16
+MFU> peak_rss_gb=<SSO bf16 peak RSS>`."""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+PRECISION = {"float32": "32-true", "bfloat16": "bf16-mixed"}
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    """FLOP/s of the best of `reps` n x n matmuls: the dtype's practical peak here."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    best = float("inf")
+    for _ in range(reps + 2):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def records(tok, queries: int, tokens: int):
+    """`queries` demo queries with responses sized so each sequence is ~`tokens` long."""
+    from sso_exp.data import load_prompts
+    filler = "The answer weighs each point with care, gives an example and checks it. "
+    per = len(tok(filler, add_special_tokens=False).input_ids)
+    out = []
+    for i, q in enumerate(load_prompts(None)[:queries]):
+        n = max(1, (tokens - 60) // per)
+        text = lambda tag: f"{tag} {i}. " + filler * n  # noqa: E731
+        out.append({"instruction": q, "chosen": text("Yes"), "rejected": text("No"),
+                    "raw": text("Maybe"), "p_system": "Be thorough and kind.",
+                    "n_system": "Be curt and careless.", "history": []})
+    return out
+
+
+def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: int):
+    """Step times, trained tokens per step, reference tokens per step (none: scored once)."""
+    import pytorch_lightning as pl
+    from sso_exp.dataset import PairDataset, encode_records, loader, sequence_names
+    from sso_exp.logprobs import score_named
+    from sso_exp.models import load_policy
+    from sso_exp.objectives import policy_objective
+    from sso_exp.policy_module import SSOPolicyModule
+    from sso_exp.precision import autocast
+    from sso_exp.train import make_trainer
+
+    times: list = []
+
+    class Timer(pl.Callback):
+        def on_train_batch_start(self, *args):
+            self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, *args):
+            times.append(time.perf_counter() - self.t0)
+
+    tmp = Path(tempfile.mkdtemp())
+    cfg = config(f"schedule.batch_size={queries}", "schedule.grad_accum=1",
+                 f"schedule.max_length={tokens + 64}", f"trainer.precision={precision}",
+                 *overrides)
+    model, tok = load_policy(cfg.model)
+    objective = policy_objective(cfg)
+    encoded = encode_records(tok, records(tok, queries, tokens) * (steps + 1),
+                             objective.sequences(), cfg.schedule.max_length)
+    with autocast(cfg.trainer):  # once per iteration in the pipeline: not part of the step
+        scores = score_named(model, {n: encoded[n] for n in objective.scored()},
+                             tok.pad_token_id, cfg.schedule.generation_batch_size,
+                             cfg.trainer.logps_chunk)
+    data = loader(PairDataset(encoded, objective.pairs, scores), queries, tok.pad_token_id,
+                  shuffle=False, seed=0)
+    trainer = make_trainer(cfg, False, tmp, epochs=1)
+    trainer.callbacks.append(Timer())
+    trainer.fit(SSOPolicyModule(model, objective, cfg.schedule, cfg.trainer.logps_chunk), data)
+    trained = sum(len(encoded[n][i].ids) for n in sequence_names(objective.pairs)
+                  for i in range(queries))
+    return times[1:], trained, 0
+
+
+def trl_step_times(precision: str, queries: int, tokens: int, steps: int):
+    """TRL's step times; its reference model runs on every step's tokens again."""
+    from sso_exp.dataset import encode_records
+    from sso_exp.models import load_tokenizer
+    from trl_dpo import trl_dpo_step_times
+    path = model_dir()
+    tok = load_tokenizer(path)
+    recs = records(tok, queries, tokens)
+    rows = [{"prompt": [{"role": "user", "content": r["instruction"]}],
+             "chosen": [{"role": "assistant", "content": r["chosen"]}],
+             "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in recs]
+    dtype = "bfloat16" if precision.startswith("bf16") else "float32"
+    times = trl_dpo_step_times(str(path), rows, dtype, tokens + 64, steps + 1)
+    enc = encode_records(tok, recs, ["main_chosen", "main_rejected"], tokens + 64)
+    trained = sum(len(e.ids) for seqs in enc.values() for e in seqs)
+    return times[1:], trained, trained
+
+
+def config(*overrides):
+    from conftest import compose_cfg
+    return compose_cfg(Path(tempfile.mkdtemp()), *overrides)
+
+
+def model_dir() -> Path:
+    from sso_exp.models import gguf_cache
+    return gguf_cache(config().model)
+
+
+def flops_per_token(seq_len: int):
+    """(trained, reference-only) FLOPs per token of the embedded model: 6N (+ attention)
+    with a backward pass, 2N (+ attention) without; N counted on the meta device."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    c = AutoConfig.from_pretrained(model_dir())
+    with torch.device("meta"):
+        n = sum(p.numel() for p in AutoModelForCausalLM.from_config(c).parameters())
+    attn = 2 * c.num_hidden_layers * c.hidden_size * seq_len
+    return 6 * n + 6 * attn, 2 * n + 2 * attn
+
+
+def measure(which: str, overrides, precision: str, queries: int, tokens: int, steps: int, out):
+    torch.manual_seed(0)
+    if which == "sso":
+        times, trained, ref = sso_step_times(overrides, precision, queries, tokens, steps)
+    else:
+        times, trained, ref = trl_step_times(precision, queries, tokens, steps)
+    out.put({"step_s": statistics.median(times), "trained": trained, "ref": ref,
+             "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20})
+
+
+def run(which, overrides, precision, args) -> dict:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=measure, args=(which, overrides, precision, args.queries,
+                                             args.tokens, args.steps, out))
+    proc.start()
+    result = out.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for our side")
+    args = parser.parse_args()
+    rows = []
+    train_f, ref_f = flops_per_token(args.tokens)
+    print(f"{args.queries} queries x ~{args.tokens} tokens, median of {args.steps} steps, "
+          f"{torch.get_num_threads()} threads; overrides: {args.overrides or 'none'}")
+    header = ("dtype", "peak TFLOP/s", "SSO q/s", "TRL pairs/s", "ratio", "SSO MFU", "TRL MFU",
+              "SSO RSS GB", "TRL RSS GB")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)
+    for dtype in args.dtypes.split(","):
+        peak = matmul_peak(getattr(torch, dtype))
+        sso = run("sso", args.overrides, PRECISION[dtype], args)
+        trl = run("trl", [], PRECISION[dtype], args)
+        mfu = lambda r: (train_f * r["trained"] + ref_f * r["ref"]) / r["step_s"] / peak  # noqa: E731
+        row = {"dtype": dtype, "sso_qps": args.queries / sso["step_s"],
+               "trl_pps": args.queries / trl["step_s"], "sso_mfu": mfu(sso),
+               "trl_mfu": mfu(trl), "rss": sso["rss_gb"]}
+        row["ratio"] = row["sso_qps"] / row["trl_pps"]
+        rows.append(row)
+        print(f"| {dtype} | {peak / 1e12:.3f} | {row['sso_qps']:.3f} | {row['trl_pps']:.3f} | "
+              f"{row['ratio']:.2f} | {row['sso_mfu']:.1%} | {row['trl_mfu']:.1%} | "
+              f"{sso['rss_gb']:.2f} | {trl['rss_gb']:.2f} |", flush=True)
+    last = rows[-1]
+    print(f"ratio={last['ratio']:.2f} mfu={last['sso_mfu']:.3f} peak_rss_gb={last['rss']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
