@@ -91,7 +91,8 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
                   shuffle=False, seed=0)
     trainer = make_trainer(cfg, False, tmp, epochs=1)
     trainer.callbacks.append(Timer())
-    trainer.fit(SSOPolicyModule(model, objective, cfg.schedule, cfg.trainer.logps_chunk), data)
+    trainer.fit(SSOPolicyModule(model, objective, cfg.schedule, cfg.trainer.logps_chunk,
+                                cfg.trainer.gradient_checkpointing), data)
     trained = sum(len(encoded[n][i].ids) for n in sequence_names(objective.pairs)
                   for i in range(queries))
     return times[1:], trained, 0

@@ -188,8 +188,9 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: Any = "auto"  # auto | ddp_spawn | fsdp | deepspeed_stage_2 | a dict with _target_
     precision: str = "32-true"  # bf16-mixed: autocast; log-softmax, log-probs, loss stay fp32
-    gradient_checkpointing: bool = False
-    logps_chunk: int = 1024  # response positions per vocabulary projection (0: all at once)
+    gradient_checkpointing: bool = True
+    logps_chunk: int = 256  # response positions per vocabulary projection (0: all at once)
+    malloc_mmap_threshold_kb: Optional[int] = 128  # glibc; None: its adaptive default
 
     def __post_init__(self) -> None:
         _check(self.precision in PRECISIONS, "trainer.precision",

@@ -87,7 +87,7 @@ def causal_lm(model: torch.nn.Module) -> PreTrainedModel:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def sequence_logps(model: torch.nn.Module, batch: Dict[str, Tensor], chunk: int = 1024) -> SeqLogps:
+def sequence_logps(model: torch.nn.Module, batch: Dict[str, Tensor], chunk: int = 256) -> SeqLogps:
     """Summed log-probs of the masked tokens per row. The decoder runs once; only response
     positions go through the vocabulary projection, in chunks of `chunk` positions."""
     lm = causal_lm(model)
@@ -107,7 +107,7 @@ def sequence_logps(model: torch.nn.Module, batch: Dict[str, Tensor], chunk: int 
 
 @torch.no_grad()
 def score(model: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int,
-          batch_size: int, desc: Optional[str] = None, chunk: int = 1024) -> SeqLogps:
+          batch_size: int, desc: Optional[str] = None, chunk: int = 256) -> SeqLogps:
     """Log-probs of many sequences without gradient, batched by length to cut padding."""
     sums, counts = torch.zeros(len(seqs)), torch.zeros(len(seqs))
     was_training = model.training
@@ -121,7 +121,7 @@ def score(model: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int,
 
 
 def score_named(model: PreTrainedModel, encoded: Dict[str, List[Encoded]], pad_id: int,
-                batch_size: int, chunk: int = 1024) -> Dict[str, SeqLogps]:
+                batch_size: int, chunk: int = 256) -> Dict[str, SeqLogps]:
     """`score` for each named list of sequences (a record set's chosen, rejected, ...)."""
     return {name: score(model, seqs, pad_id, batch_size, f"scoring {name}", chunk)
             for name, seqs in encoded.items()}

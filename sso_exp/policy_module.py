@@ -10,7 +10,7 @@ import torch
 from transformers import PreTrainedModel
 
 from .config import ScheduleConfig
-from .logprobs import sequence_logps
+from .logprobs import causal_lm, sequence_logps
 from .losses import Pair, SeqLogps
 from .objectives import Objective
 from .optim import adamw_cosine
@@ -27,13 +27,20 @@ def split_pair(out: SeqLogps) -> Pair:
 
 class SSOPolicyModule(pl.LightningModule):
     def __init__(self, model: PreTrainedModel, objective: Objective, schedule: ScheduleConfig,
-                 logps_chunk: int = 1024):
+                 logps_chunk: int = 256, gradient_checkpointing: bool = False):
         super().__init__()
         self.model, self.objective, self.schedule = model, objective, schedule
-        self.logps_chunk = logps_chunk
+        self.logps_chunk, self.checkpointing = logps_chunk, gradient_checkpointing
 
     def on_fit_start(self) -> None:
         self.model.train()  # from_pretrained and sampling leave it in eval mode
+        if self.checkpointing:  # keep layer inputs only; recompute the rest in backward
+            causal_lm(self.model).gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def on_fit_end(self) -> None:
+        if self.checkpointing:
+            causal_lm(self.model).gradient_checkpointing_disable()
 
     def on_train_end(self) -> None:
         # callback metrics are what a spawned rank 0 hands back to the main process

@@ -13,6 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import SSOConfig
 from .dataset import PairDataset, loader
+from .heap import set_mmap_threshold
 from .logprobs import Encoded
 from .losses import SeqLogps
 from .models import add_lora, merge_lora
@@ -25,6 +26,7 @@ def make_trainer(cfg: SSOConfig, logger: RunLogger, run_dir: Path, epochs: int) 
     """A Trainer for one training run; weights are saved as safetensors by the pipeline,
     so Lightning's own checkpoints are off. The tqdm bar prints in logs too."""
     s, t = cfg.schedule, cfg.trainer
+    set_mmap_threshold(t.malloc_mmap_threshold_kb)
     strategy = instantiate(t.strategy) if isinstance(t.strategy, dict) else t.strategy
     return pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
@@ -46,14 +48,11 @@ def fit(model: PreTrainedModel, tok: PreTrainedTokenizerBase, encoded: Dict[str,
     data = loader(PairDataset(encoded, objective.pairs, reference), s.batch_size,
                   tok.pad_token_id, shuffle=True, seed=s.seed + iteration)
     trained = add_lora(model, cfg.model.lora) if cfg.model.lora.enabled else model
-    if t.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainer = make_trainer(cfg, logger, run_dir, s.epochs)
     try:
-        trainer.fit(SSOPolicyModule(trained, objective, s, t.logps_chunk), data)
+        trainer.fit(SSOPolicyModule(trained, objective, s, t.logps_chunk,
+                                    t.gradient_checkpointing), data)
     finally:
-        if t.gradient_checkpointing:
-            model.gradient_checkpointing_disable()
         if trained is not model:
             merge_lora(trained)
     logger.step_offset += optimizer_steps(trainer)

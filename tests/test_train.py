@@ -87,6 +87,16 @@ def test_bf16_learns_what_fp32_learns(tmp_path):
         assert bf16[key] == pytest.approx(fp32[key], abs=0.01), key
 
 
+def test_gradient_checkpointing_and_chunking_do_not_change_training(tmp_path):
+    runs = []
+    for i, args in enumerate([("trainer.gradient_checkpointing=false", "trainer.logps_chunk=0"),
+                              ("trainer.gradient_checkpointing=true", "trainer.logps_chunk=7")]):
+        (tmp_path / str(i)).mkdir()
+        _, logger, _ = train(tmp_path / str(i), "loss=dpo", "schedule.lr=2e-3", *args)
+        runs.append([m.value for m in logger.experiment.get_metric_history(logger.run_id, "loss")])
+    assert len(runs[0]) == 2 and runs[1] == pytest.approx(runs[0], abs=1e-5)
+
+
 def test_lora_trains_adapters_and_merges_them_back(tmp_path):
     cfg = compose_cfg(tmp_path, "model=tiny")
     start, _ = load_policy(cfg.model, seed=0)
