@@ -2,41 +2,66 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
+from typing import Dict, List, Optional
 
 import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from . import vllm_sampling
-from .config import ConfigError, SSOError, validate
+from .config import ConfigError, SSOConfig, SSOError, validate
 from .pipeline.offline import run_offline
 from .pipeline.online import run_online
 from .pipeline.evaluate import run_eval
 from .pipeline.reward import run_rm, run_rm_score
+from .sweep import in_multirun
 
 log = logging.getLogger("sso_exp")
 MODES = {"online": run_online, "offline": run_offline, "rm": run_rm, "rm_score": run_rm_score,
          "eval": run_eval}
 
 
-def run(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> Optional[float]:
+    """Validate, run the mode; returns `optimized_metric` of the last summary row (what a
+    hyperparameter sweeper optimises), or None when none is asked for."""
     try:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
     if config.generation.backend == "vllm":
         vllm_sampling.check_available()  # before any work
-    MODES[config.mode.name](config)
+    return optimized_value(config, MODES[config.mode.name](config))
+
+
+def optimized_value(cfg: SSOConfig, rows: List[Dict[str, float]]) -> Optional[float]:
+    key = cfg.optimized_metric
+    if key is None:
+        return None
+    if not rows or key not in rows[-1]:
+        known = sorted(rows[-1]) if rows else []
+        raise ConfigError(f"config key 'optimized_metric': the run reported no '{key}'; "
+                          f"it reported {known}")
+    value = float(rows[-1][key])
+    return value if math.isfinite(value) else None
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> Optional[float]:
+    """In a sweep a failed job is logged (its MLflow run marked FAILED) and the sweep goes
+    on; the sweep reports the failures at its end."""
     try:
-        run(cfg)
+        return run(cfg)
     except SSOError as err:
         log.error("%s", err)
-        sys.exit(2)
+        if not in_multirun():
+            sys.exit(2)
+    except Exception:
+        if not in_multirun():
+            raise
+        log.exception("job failed")
+    return None
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ a wrong key or value fails before any work is done."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -327,6 +327,25 @@ class SSOConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     output_dir: str = MISSING
+    resume: str = "auto"  # online runs: auto | never | <run folder> (sso_exp/resume.py)
+    optimized_metric: Optional[str] = None  # a summary-row key the job returns (hparams search)
+
+
+def flatten(cfg: SSOConfig, skip: Sequence[str] = ()) -> Dict[str, Any]:
+    """The resolved config as dotted keys; a key in `skip` drops its whole subtree."""
+    flat: Dict[str, Any] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if key in skip:
+            return
+        if isinstance(node, dict):
+            for sub, value in node.items():
+                walk(value, f"{key}.{sub}" if key else sub)
+        else:
+            flat[key] = node
+
+    walk(OmegaConf.to_container(OmegaConf.structured(cfg)), "")
+    return flat
 
 
 def validate(cfg: DictConfig) -> SSOConfig:

@@ -9,7 +9,7 @@ from typing import Any, Dict, Mapping, Optional
 from omegaconf import OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 
-from .config import SSOConfig, TrackingConfig
+from .config import SSOConfig, TrackingConfig, flatten
 
 # Long texts live in the config artifact, not in the params table.
 _NOT_PARAMS = ("principle.features", "principle.identify_examples", "principle.secrecy",
@@ -24,9 +24,25 @@ class RunLogger(MLFlowLogger):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.step_offset = 0
+        self.logged: Dict[str, int] = {}  # a resumed run's last logged step per metric
 
     def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
-        super().log_metrics(metrics, None if step is None else step + self.step_offset)
+        self._log_new(metrics, None if step is None else step + self.step_offset)
+
+    def _log_new(self, metrics: Mapping[str, float], step: Optional[int]) -> None:
+        """Log what a resumed run has not logged before: a stage redone after a kill
+        recomputes the same values, which must not appear twice."""
+        if step is not None:
+            metrics = {k: v for k, v in metrics.items() if step > self.logged.get(k, -1)}
+        if metrics:
+            super().log_metrics(metrics, step)
+
+    def continue_run(self) -> None:
+        """Reopen a resumed run and note how far each metric got."""
+        client, run_id = self.experiment, self.run_id
+        client.update_run(run_id, status="RUNNING")
+        for key in client.get_run(run_id).data.metrics:
+            self.logged[key] = max(m.step for m in client.get_metric_history(run_id, key))
 
     def finalize(self, status: str = "success") -> None:
         """Lightning calls this after each fit; the run ends in `close` instead."""
@@ -36,7 +52,7 @@ class RunLogger(MLFlowLogger):
 
     def log_iteration(self, iteration: int, metrics: Mapping[str, float]) -> None:
         """Per-iteration metrics, with the iteration as their step."""
-        super().log_metrics(dict(metrics), iteration)
+        self._log_new(dict(metrics), iteration)
 
     def log_file(self, path: Path, folder: Optional[str] = None) -> None:
         self.experiment.log_artifact(self.run_id, str(path), folder)
@@ -44,25 +60,18 @@ class RunLogger(MLFlowLogger):
 
 def flat_params(cfg: SSOConfig) -> Dict[str, Any]:
     """The resolved config as dotted keys, without the long principle texts."""
-    flat: Dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if prefix.rstrip(".") in _NOT_PARAMS:
-            return
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            flat[prefix.rstrip(".")] = node
-
-    walk(OmegaConf.to_container(OmegaConf.structured(cfg)), "")
-    return flat
+    return flatten(cfg, skip=_NOT_PARAMS)
 
 
-def start_run(cfg: SSOConfig, tracking: TrackingConfig, config_file: Path) -> RunLogger:
-    """Open the run, record params and the config YAML."""
+def start_run(cfg: SSOConfig, tracking: TrackingConfig, config_file: Path,
+              run_id: Optional[str] = None, tags: Optional[Dict[str, str]] = None) -> RunLogger:
+    """Open the run (tagged, with params and the config YAML), or continue `run_id`."""
     logger = RunLogger(experiment_name=tracking.experiment_name, run_name=tracking.run_name,
-                       tracking_uri=tracking.uri, artifact_location=tracking.artifact_location)
+                       tracking_uri=tracking.uri, artifact_location=tracking.artifact_location,
+                       run_id=run_id, tags=tags)
+    if run_id is not None:
+        logger.continue_run()
+        return logger
     logger.log_hyperparams(flat_params(cfg))
     logger.log_file(config_file)
     return logger

@@ -1,12 +1,15 @@
 """Every option of every config group composes and validates; bad values name their key."""
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from conftest import CONF, compose_cfg
 from sso_exp.config import ConfigError
 
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "experiment")  # presets: test_presets
+# presets (global packages) are tested on their own: experiment in test_presets
+GROUPS = sorted(p.name for p in CONF.iterdir()
+                if p.is_dir() and p.name not in ("experiment", "hparams_search"))
 
 
 @pytest.mark.parametrize("group,option", [
@@ -16,6 +19,13 @@ def test_every_option_composes(tmp_path, group, option):
     node = getattr(compose_cfg(tmp_path, f"{group}={option}"), group)
     if hasattr(node, "name"):
         assert node.name == option
+
+
+def test_optuna_search_composes_with_its_metric_and_space(tmp_path):
+    cfg = compose_cfg(tmp_path, "hparams_search=optuna")
+    assert cfg.optimized_metric == "train/rewards/accuracies"
+    sweeper = OmegaConf.load(CONF / "hparams_search/optuna.yaml").hydra.sweeper
+    assert set(sweeper.params) == {"loss.g_beta", "loss.w_alpha", "loss.beta"}
 
 
 def test_defaults_are_the_papers(tmp_path):

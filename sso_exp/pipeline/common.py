@@ -2,6 +2,7 @@
 (score under the current policy, fit, save) that online iterations and offline runs make."""
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,9 @@ from ..models import save_policy
 from ..pair_builder import PairRound
 from ..precision import autocast
 from ..report import COLUMNS, Column, summary_table
+from ..provenance import provenance, provenance_tags
+from ..resume import Progress
+from ..sweep import job_tags
 from ..tracking import RunLogger, start_run
 from ..objectives import Objective, policy_objective
 from ..logprobs import score_named
@@ -24,17 +28,37 @@ from ..train import fit
 log = logging.getLogger(__name__)
 
 
-@contextmanager
-def tracked_run(cfg: SSOConfig, columns: Sequence[Column] = COLUMNS
-                ) -> Iterator[Tuple[Path, RunLogger, List[Dict[str, float]]]]:
-    """The run folder, its MLflow run and the summary rows; on the way out the summary is
-    printed and logged, and the run closed FINISHED, FAILED or KILLED. The work inside runs
-    under the trainer's autocast, so sampling and scoring match training's precision."""
-    run_dir = Path(cfg.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> RunLogger:
+    """The run's MLflow run: continued when resuming, else new, tagged with its sweep and
+    provenance (also written to provenance.json)."""
     config_file = run_dir / "config.yaml"
     config_file.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    logger = start_run(cfg, cfg.tracking, config_file)
+    if progress is not None and progress.resumed:
+        logger = start_run(cfg, cfg.tracking, config_file, run_id=progress.run_id)
+        logger.step_offset = progress.step_offset
+        return logger
+    record = provenance(cfg)
+    (run_dir / "provenance.json").write_text(json.dumps(record, indent=1))
+    logger = start_run(cfg, cfg.tracking, config_file,
+                       tags={**job_tags(), **provenance_tags(record)})
+    logger.log_file(run_dir / "provenance.json")
+    if progress is not None:
+        progress.run_id = logger.run_id
+        progress.save()
+    return logger
+
+
+@contextmanager
+def tracked_run(cfg: SSOConfig, columns: Sequence[Column] = COLUMNS,
+                progress: Optional[Progress] = None
+                ) -> Iterator[Tuple[Path, RunLogger, List[Dict[str, float]]]]:
+    """The run folder (a resumed one when `progress` says so), its MLflow run and the
+    summary rows; on the way out the summary is printed and logged, and the run closed
+    FINISHED, FAILED or KILLED. The work inside runs under the trainer's autocast, so
+    sampling and scoring match training's precision."""
+    run_dir = progress.run_dir if progress is not None else Path(cfg.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = open_run(cfg, run_dir, progress)
     log.info("MLflow run %s in %s", logger.run_id, cfg.tracking.uri)
     rows: List[Dict[str, float]] = []
     status = "FAILED"
@@ -42,6 +66,9 @@ def tracked_run(cfg: SSOConfig, columns: Sequence[Column] = COLUMNS
         with autocast(cfg.trainer):
             yield run_dir, logger, rows
         status = "FINISHED"
+        if progress is not None:
+            progress.finished = True
+            progress.save()
     except KeyboardInterrupt:
         status = "KILLED"
         raise

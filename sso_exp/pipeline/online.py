@@ -9,15 +9,16 @@ import copy
 import logging
 import random
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import pytorch_lightning as pl
 
 from ..config import SSOConfig, SSOError
-from ..data import load_prompts, write_jsonl
+from ..data import load_prompts, read_records, write_jsonl
 from ..precision import device
-from ..models import check_available, load_policy
+from ..models import DTYPES, check_available, load_checkpoint, load_policy
 from ..pair_builder import PairRound, build_pairs
+from ..resume import Progress, open_progress
 from ..tracking import RunLogger
 from ..objectives import generator_objective
 from .common import round_stats, tracked_run, train_on_pairs
@@ -45,61 +46,108 @@ def write_round(rnd: PairRound, it_dir: Path, logger: RunLogger, stem: str = "")
 
 
 def sample_round(writer, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
-                 queries: List[str], run_dir: Path, stem: str = "") -> PairRound:
-    """The writer's pairs for this iteration, written and logged; an empty round stops the
-    run or is reported, as `mode.on_empty` says."""
+                 queries: List[str], run_dir: Path, stem: str = "") -> Dict[str, float]:
+    """The writer's pairs for this iteration, written and logged; returns the round's
+    figures. An empty round stops the run or is reported, as `mode.on_empty` says."""
     it_dir = run_dir / f"iter_{iteration}"
     rnd = build_pairs(writer, tok, queries, cfg, random.Random(cfg.schedule.seed + iteration))
     write_round(rnd, it_dir, logger, stem)
     prefix = stem.replace("_", "/")
-    logger.log_iteration(iteration, {prefix + k: v for k, v in round_stats(rnd).items()})
+    stats = round_stats(rnd)
+    logger.log_iteration(iteration, {prefix + k: v for k, v in stats.items()})
     if not rnd.kept:
         msg = (f"iteration {iteration}: the filter dropped all {len(rnd.generated)} pairs "
                f"({dict(rnd.drops)}); the samples are in {it_dir / f'{stem}generated.jsonl'}")
         if cfg.mode.on_empty == "stop":
             raise EmptyIteration(msg + "; stopping (mode.on_empty=continue goes on)")
         log.warning("%s; going on with the policy unchanged", msg)
-    return rnd
+    return stats
+
+
+class Stages:
+    """An iteration's stages (sample, train, evaluate), each run once: a stage that finished
+    before a kill is skipped when the run is started again, and reports what it reported."""
+
+    def __init__(self, progress: Progress, logger: RunLogger, iteration: int, seed: int):
+        self.progress, self.logger, self.iteration = progress, logger, iteration
+        self.seed = seed + iteration
+
+    def run(self, name: str, work: Callable[[], Dict[str, float]]) -> Dict[str, float]:
+        """Each stage is seeded alike, so a resumed stage does what it would have done."""
+        stage = f"iter_{self.iteration}/{name}"
+        if not self.progress.done(stage):
+            pl.seed_everything(self.seed, workers=True, verbose=False)
+            self.progress.finish(stage, work(), self.logger.step_offset)
+        return self.progress.stages[stage]
+
+
+def kept_pairs(run_dir: Path, iteration: int, stem: str = "") -> List[Dict]:
+    return read_records(run_dir / f"iter_{iteration}" / f"{stem}pairs.jsonl")
 
 
 def run_iteration(model, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
-                  queries: List[str], run_dir: Path, generator=None,
+                  queries: List[str], run_dir: Path, progress: Progress, generator=None,
                   judge=None) -> Dict[str, float]:
     """Sample, filter, write, train, save (and evaluate, given a judge): one iteration's
     row of the summary."""
-    pl.seed_everything(cfg.schedule.seed + iteration, workers=True, verbose=False)
+    stages = Stages(progress, logger, iteration, cfg.schedule.seed)
     row: Dict[str, float] = {"iteration": iteration}
     if generator is not None:  # v2: train the generator on its own pairs first
-        rnd = sample_round(generator, tok, cfg, logger, iteration, queries, run_dir, "generator_")
-        if not rnd.kept:
+        stats = stages.run("generator_sample", lambda: sample_round(
+            generator, tok, cfg, logger, iteration, queries, run_dir, "generator_"))
+        if not stats["pairs/kept"]:
             return row
-        row.update(train_on_pairs(generator, tok, rnd.kept, cfg, logger, iteration, run_dir,
-                                  generator_objective(cfg), save_as="generator"))
-    rnd = sample_round(generator or model, tok, cfg, logger, iteration, queries, run_dir)
-    row.update(round_stats(rnd))
-    if not rnd.kept:
+        row.update(stages.run("generator_train", lambda: train_on_pairs(
+            generator, tok, kept_pairs(run_dir, iteration, "generator_"), cfg, logger,
+            iteration, run_dir, generator_objective(cfg), save_as="generator")))
+    row.update(stages.run("sample", lambda: sample_round(
+        generator or model, tok, cfg, logger, iteration, queries, run_dir)))
+    if not row["pairs/kept"]:
         return row
-    row.update(train_on_pairs(model, tok, rnd.kept, cfg, logger, iteration, run_dir))
+    kept = kept_pairs(run_dir, iteration)
+    row.update(stages.run("train", lambda: train_on_pairs(
+        model, tok, kept, cfg, logger, iteration, run_dir)))
     if judge is not None:
-        row.update(evaluate(model, tok, judge, cfg, rnd.kept, logger, iteration,
-                            run_dir / f"iter_{iteration}"))
+        row.update(stages.run("eval", lambda: evaluate(
+            model, tok, judge, cfg, kept, logger, iteration, run_dir / f"iter_{iteration}")))
     return row
 
 
+def latest_checkpoint(progress: Progress, name: str, stage: str) -> Optional[Path]:
+    """iter_<k>/<name> of the last iteration whose `stage` finished (a resumed run)."""
+    done = [int(s.split("/")[0][5:]) for s in progress.stages if s.endswith("/" + stage)]
+    return progress.run_dir / f"iter_{max(done)}" / name if done else None
+
+
+def load_models(cfg: SSOConfig, progress: Progress):
+    """The policy (and v2's generator) as the last finished training left them."""
+    dtype = DTYPES[cfg.model.dtype]
+    saved = latest_checkpoint(progress, "policy", "train")
+    model, tok = (load_checkpoint(saved, dtype, cfg.model.trust_remote_code) if saved
+                  else load_policy(cfg.model, cfg.schedule.seed))
+    model.to(device(cfg.trainer))
+    if cfg.objective.name != "v2":
+        return model, tok, None
+    saved = latest_checkpoint(progress, "generator", "generator_train")
+    generator = (load_checkpoint(saved, dtype, cfg.model.trust_remote_code)[0] if saved
+                 else copy.deepcopy(model))
+    return model, tok, generator.to(device(cfg.trainer))
+
+
 def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
-    """The whole online job; returns one summary row per iteration."""
+    """The whole online job; returns one summary row per iteration. A killed run started
+    again with the same command goes on where it stopped (`resume`, sso_exp/resume.py)."""
     prompts = load_prompts(cfg.data.prompts)  # bad input fails here, before any work
     check_available(cfg.model)
     if cfg.eval.every_iteration:
         check_eval_config(cfg)
-    with tracked_run(cfg) as (run_dir, logger, rows):
-        model, tok = load_policy(cfg.model, cfg.schedule.seed)
-        model.to(device(cfg.trainer))
-        generator = copy.deepcopy(model) if cfg.objective.name == "v2" else None
+    progress = open_progress(cfg)
+    with tracked_run(cfg, progress=progress) as (run_dir, logger, rows):
+        model, tok, generator = load_models(cfg, progress)
         judge = make_judge(cfg, model, tok) if cfg.eval.every_iteration else None
         for it in range(1, cfg.schedule.iterations + 1):
             queries = iteration_queries(prompts, cfg.schedule.queries_per_iteration, it,
                                         cfg.schedule.seed)
-            rows.append(run_iteration(model, tok, cfg, logger, it, queries, run_dir,
+            rows.append(run_iteration(model, tok, cfg, logger, it, queries, run_dir, progress,
                                       generator, judge))
     return rows

@@ -112,15 +112,3 @@ def test_empty_iteration_can_go_on(tmp_path):
     assert "going on with the policy unchanged" in out(proc)
     _, run = only_run(tmp_path)
     assert run.info.status == "FINISHED" and run.data.metrics["pairs/kept"] == 0
-
-
-def test_multirun_makes_one_mlflow_run_per_job(tmp_path):
-    args = [a for a in TINY_ARGS if not a.startswith("schedule.iterations")]
-    proc = run_cli(tmp_path, "-m", f"hydra.sweep.dir={tmp_path}/sweep", *args,
-                   "schedule.iterations=1", "loss=ipo,simpo")
-    assert proc.returncode == 0, out(proc)[-3000:]
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("sso-exp").experiment_id])
-    assert sorted(r.data.params["loss.name"] for r in runs) == ["ipo", "simpo"]
-    assert all(r.info.status == "FINISHED" for r in runs)
-    assert all((tmp_path / f"sweep/{job}/iter_1/pairs.jsonl").is_file() for job in (0, 1))

@@ -1,0 +1,144 @@
+"""Sweeps as studies: `python -m sso_exp -m ...` checks every job's config before the first
+one starts, groups the jobs' MLflow runs under one parent run (tags: the sweep id and each
+job's overrides), and at the end closes the parent with the sweep's outcome and logs the
+comparison report to it. Works with any launcher (jobs in this process or in workers): the
+parent's id reaches the jobs through `sweep.json` in the sweep folder."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from mlflow import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .config import ConfigError, SSOConfig, TrackingConfig, validate
+
+log = logging.getLogger(__name__)
+SWEEP_FILE = "sweep.json"
+
+
+def expand_jobs(overrides: List[str]) -> List[List[str]]:
+    """Each job's overrides, as the basic sweeper will launch them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def validate_jobs(config: DictConfig, jobs: List[List[str]]) -> SSOConfig:
+    """Compose and validate every job's config (unknown options, keys, types, ranges) so a
+    bad one fails the sweep before any job has run; returns the first job's config."""
+    loader = GlobalHydra.instance().config_loader()
+    first: Optional[SSOConfig] = None
+    for num, overrides in enumerate(jobs):
+        try:
+            job = loader.load_sweep_config(config, list(overrides))
+            HydraConfig.instance().set_config(job)
+            OmegaConf.update(job, "output_dir", str(Path(config.hydra.sweep.dir) / str(num)))
+            checked = validate(job)
+        except (OmegaConfBaseException, ConfigError, ValueError) as err:
+            raise ConfigError(f"sweep job {num} ({' '.join(overrides)}): {err}") from None
+        finally:
+            HydraConfig.instance().set_config(config)
+        first = first or checked
+    assert first is not None
+    return first
+
+
+def client_for(tracking: TrackingConfig) -> MlflowClient:
+    return MlflowClient(tracking.uri)
+
+
+def experiment_id(client: MlflowClient, tracking: TrackingConfig) -> str:
+    found = client.get_experiment_by_name(tracking.experiment_name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(tracking.experiment_name, tracking.artifact_location)
+
+
+class SweepTracking(Callback):
+    """Hydra callback (conf/config.yaml, hydra.callbacks) around a multirun."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)
+        overrides = list(config.hydra.overrides.task)
+        try:
+            first = validate_jobs(config, expand_jobs(overrides))
+        except ConfigError as err:  # Hydra would turn a callback's exception into a warning
+            log.error("%s", err)
+            sys.exit(2)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:6]}"
+        client = client_for(first.tracking)
+        parent = client.create_run(
+            experiment_id(client, first.tracking), run_name=f"sweep-{sweep_id}",
+            tags={"sso.role": "sweep", "sso.sweep_id": sweep_id,
+                  "sso.sweep_overrides": " ".join(overrides), "sso.sweep_dir": str(sweep_dir)})
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        info = {"sweep_id": sweep_id, "parent_run_id": parent.info.run_id,
+                "tracking": OmegaConf.to_container(OmegaConf.structured(first.tracking))}
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=1))
+        log.info("sweep %s: parent MLflow run %s", sweep_id, parent.info.run_id)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        info = json.loads((sweep_dir / SWEEP_FILE).read_text())
+        tracking = TrackingConfig(**info["tracking"])
+        client = client_for(tracking)
+        failed = failed_jobs(client, tracking, info["sweep_id"], sweep_dir)
+        try:
+            from .compare import report_sweep
+            written = report_sweep(client, tracking, info["sweep_id"], sweep_dir / "compare")
+            print("\n" + (sweep_dir / "compare" / "runs.md").read_text())
+            best = sweep_dir / "optimization_results.yaml"  # written by the Optuna sweeper
+            if best.is_file():
+                client.log_artifact(info["parent_run_id"], str(best))
+            log.info("comparison: %s", ", ".join(str(p) for p in written))
+        finally:
+            client.set_terminated(info["parent_run_id"], "FAILED" if failed else "FINISHED")
+        if failed:  # Hydra turns a callback's exception into a warning: exit here instead
+            log.error("sweep %s: %d job(s) failed: %s (the other jobs ran; see their logs)",
+                      info["sweep_id"], len(failed), "; ".join(failed))
+            sys.exit(1)
+
+
+def job_overrides(job_dir: Path) -> str:
+    saved = job_dir / ".hydra" / "overrides.yaml"
+    return " ".join(OmegaConf.load(saved)) if saved.is_file() else ""
+
+
+def failed_jobs(client: MlflowClient, tracking: TrackingConfig, sweep_id: str,
+                sweep_dir: Path) -> List[str]:
+    """'job <n> (<overrides>)' for each job of the sweep without a finished run."""
+    exp = client.get_experiment_by_name(tracking.experiment_name)
+    runs = client.search_runs([exp.experiment_id], f"tags.`sso.sweep_id` = '{sweep_id}'")
+    finished = {r.data.tags.get("sso.job") for r in runs if r.info.status == "FINISHED"}
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()),
+                  key=lambda p: int(p.name))
+    return [f"job {p.name} ({job_overrides(p)})" for p in jobs if p.name not in finished]
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def job_tags() -> Dict[str, str]:
+    """A sweep job's tags: its parent run, the sweep id, its overrides and number."""
+    if not in_multirun():
+        return {}
+    hc = HydraConfig.get()
+    info_file = Path(hc.sweep.dir) / SWEEP_FILE
+    if not info_file.is_file():  # the callback is not configured
+        return {}
+    info = json.loads(info_file.read_text())
+    return {"mlflow.parentRunId": info["parent_run_id"], "sso.sweep_id": info["sweep_id"],
+            "sso.overrides": " ".join(hc.overrides.task), "sso.job": str(hc.job.num)}

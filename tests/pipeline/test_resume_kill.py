@@ -1,0 +1,147 @@
+"""kill -9 a real online run (model=tiny) while it samples, or trains, iteration 2; the same
+command started again goes on from the last finished stage, in the same folder and MLflow
+run, logs no metric twice, and ends where an uninterrupted run ends. Also: the same config
+and seed give the same pairs and metrics, and every run records its provenance."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+
+from conftest import ROOT
+
+ARGS = ("model=tiny", "schedule.iterations=2", "schedule.queries_per_iteration=12",
+        "schedule.batch_size=1", "schedule.grad_accum=1", "schedule.max_new_tokens=12",
+        "principle.identify_max_new_tokens=8", "schedule.lr=1e-3")
+STEPS_PER_ITERATION = 12
+
+
+def command(tmp):
+    return [sys.executable, "-m", "sso_exp", f"hydra.run.dir={tmp}/run",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"tracking.artifact_location={tmp}/art",
+            *ARGS]
+
+
+def run(tmp):
+    proc = subprocess.run(command(tmp), cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def stages(tmp):
+    try:
+        return json.loads((tmp / "run/state.json").read_text())["stages"]
+    except (OSError, ValueError):  # not written yet
+        return {}
+
+
+def the_run(tmp):
+    client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("sso-exp").experiment_id])
+    assert len(runs) == 1, "a resumed run continues its MLflow run"
+    return client, runs[0]
+
+
+def logged_steps(tmp, key="loss"):
+    try:
+        client, r = the_run(tmp)
+    except Exception:  # the store is being created
+        return 0
+    return len(client.get_metric_history(r.info.run_id, key))
+
+
+def kill_when(tmp, ready, timeline):
+    """Start the run, SIGKILL it as soon as `ready()` holds."""
+    start = time.monotonic()
+    proc = subprocess.Popen(command(tmp), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    while not ready():
+        assert proc.poll() is None, "the run ended before the kill"
+        assert time.monotonic() - start < 300
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    timeline.append(f"killed at {time.monotonic() - start:.1f}s with stages {list(stages(tmp))}")
+
+
+def history(tmp):
+    """Every metric's (step, value) list."""
+    client, r = the_run(tmp)
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, k))
+            for k in r.data.metrics}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reference")
+    run(tmp)
+    return tmp
+
+
+def check_resumed_like_reference(tmp, reference, not_redone):
+    before = {p: (tmp / "run" / p).stat().st_mtime_ns for p in not_redone}
+    run_id = the_run(tmp)[1].info.run_id
+    start = time.monotonic()
+    proc = run(tmp)
+    assert "resuming" in proc.stdout + proc.stderr
+    _, r = the_run(tmp)
+    assert r.info.run_id == run_id and r.info.status == "FINISHED"
+    for p, mtime in before.items():
+        assert (tmp / "run" / p).stat().st_mtime_ns == mtime, f"{p} was redone"
+    got, want = history(tmp), history(reference)
+    for key, values in got.items():
+        steps = [s for s, _ in values]
+        assert len(steps) == len(set(steps)), f"{key} logged twice at a step"
+    assert got.keys() == want.keys()
+    assert got == want  # the same values at the same steps as an uninterrupted run
+    for it in (1, 2):
+        assert (tmp / f"run/iter_{it}/pairs.jsonl").read_text() == \
+            (reference / f"run/iter_{it}/pairs.jsonl").read_text()
+    return time.monotonic() - start
+
+
+def test_killed_while_sampling_iteration_2(tmp_path, reference):
+    timeline = []
+    kill_when(tmp_path, lambda: "iter_1/train" in stages(tmp_path), timeline)
+    assert list(stages(tmp_path)) == ["iter_1/sample", "iter_1/train"]
+    assert not (tmp_path / "run/iter_2/pairs.jsonl").exists()
+    took = check_resumed_like_reference(
+        tmp_path, reference, ["iter_1/pairs.jsonl", "iter_1/policy/model.safetensors"])
+    print("\n".join(timeline + [f"resumed and finished in {took:.1f}s"]))
+
+
+def test_killed_while_training_iteration_2(tmp_path, reference):
+    timeline = []
+    kill_when(tmp_path, lambda: "iter_2/sample" in stages(tmp_path)
+              and logged_steps(tmp_path) > STEPS_PER_ITERATION + 1, timeline)
+    assert "iter_2/train" not in stages(tmp_path)
+    partial = logged_steps(tmp_path)
+    assert STEPS_PER_ITERATION < partial < 2 * STEPS_PER_ITERATION  # killed mid-training
+    took = check_resumed_like_reference(
+        tmp_path, reference, ["iter_1/policy/model.safetensors", "iter_2/pairs.jsonl",
+                              "iter_2/generated.jsonl"])
+    print("\n".join(timeline + [f"{partial} loss steps logged before the kill",
+                                f"resumed and finished in {took:.1f}s"]))
+
+
+def test_same_config_and_seed_reproduce_pairs_and_metrics(tmp_path, reference):
+    run(tmp_path)
+    for it in (1, 2):
+        assert (tmp_path / f"run/iter_{it}/pairs.jsonl").read_bytes() == \
+            (reference / f"run/iter_{it}/pairs.jsonl").read_bytes()
+    assert history(tmp_path) == history(reference)
+
+
+def test_a_run_records_commit_versions_and_data_hashes(reference):
+    record = json.loads((reference / "run/provenance.json").read_text())
+    assert record["versions"]["torch"].startswith("2.") and record["versions"]["sso-exp"]
+    assert len(record["data_sha256"]["data.prompts"]) == 64
+    _, r = the_run(reference)
+    assert r.data.tags["sso.sha256.data.prompts"] == record["data_sha256"]["data.prompts"]
+    assert r.data.tags["mlflow.source.git.commit"] == record["git"]["git.commit"]
+    assert r.data.tags["sso.version.transformers"] == record["versions"]["transformers"]
