@@ -63,7 +63,7 @@ class Progress:
         return stage in self.stages
 
     def finish(self, stage: str, result: Dict[str, float], step_offset: int) -> None:
-        self.stages[stage] = dict(result)
+        self.stages[stage] = {k: float(v) for k, v in result.items()}
         self.step_offset = step_offset
         self.save()
 

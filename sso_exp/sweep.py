@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import ConfigError, SSOConfig, TrackingConfig, validate
+from .config import ConfigError, SSOConfig, SSOError, TrackingConfig, validate
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
@@ -54,10 +54,6 @@ def validate_jobs(config: DictConfig, jobs: List[List[str]]) -> SSOConfig:
     return first
 
 
-def client_for(tracking: TrackingConfig) -> MlflowClient:
-    return MlflowClient(tracking.uri)
-
-
 def experiment_id(client: MlflowClient, tracking: TrackingConfig) -> str:
     found = client.get_experiment_by_name(tracking.experiment_name)
     if found is not None:
@@ -78,7 +74,7 @@ class SweepTracking(Callback):
             sys.exit(2)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:6]}"
-        client = client_for(first.tracking)
+        client = MlflowClient(first.tracking.uri)
         parent = client.create_run(
             experiment_id(client, first.tracking), run_name=f"sweep-{sweep_id}",
             tags={"sso.role": "sweep", "sso.sweep_id": sweep_id,
@@ -93,22 +89,31 @@ class SweepTracking(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         info = json.loads((sweep_dir / SWEEP_FILE).read_text())
         tracking = TrackingConfig(**info["tracking"])
-        client = client_for(tracking)
+        client = MlflowClient(tracking.uri)
         failed = failed_jobs(client, tracking, info["sweep_id"], sweep_dir)
         try:
-            from .compare import report_sweep
-            written = report_sweep(client, tracking, info["sweep_id"], sweep_dir / "compare")
-            print("\n" + (sweep_dir / "compare" / "runs.md").read_text())
-            best = sweep_dir / "optimization_results.yaml"  # written by the Optuna sweeper
-            if best.is_file():
-                client.log_artifact(info["parent_run_id"], str(best))
-            log.info("comparison: %s", ", ".join(str(p) for p in written))
+            self.report(client, tracking, info, sweep_dir)
+        except SSOError as err:  # e.g. every job failed before its run began
+            log.warning("no comparison report: %s", err)
         finally:
             client.set_terminated(info["parent_run_id"], "FAILED" if failed else "FINISHED")
         if failed:  # Hydra turns a callback's exception into a warning: exit here instead
             log.error("sweep %s: %d job(s) failed: %s (the other jobs ran; see their logs)",
                       info["sweep_id"], len(failed), "; ".join(failed))
             sys.exit(1)
+
+
+    @staticmethod
+    def report(client: MlflowClient, tracking: TrackingConfig, info: Dict[str, Any],
+               sweep_dir: Path) -> None:
+        """The comparison report, printed and logged to the parent, and Optuna's best."""
+        from .compare import report_sweep  # matplotlib is imported only when a sweep ends
+        written = report_sweep(client, tracking, info["sweep_id"], sweep_dir / "compare")
+        print("\n" + (sweep_dir / "compare" / "runs.md").read_text())
+        log.info("comparison: %s", ", ".join(str(p) for p in written))
+        best = sweep_dir / "optimization_results.yaml"  # written by the Optuna sweeper
+        if best.is_file():
+            client.log_artifact(info["parent_run_id"], str(best))
 
 
 def job_overrides(job_dir: Path) -> str:
