@@ -39,10 +39,11 @@ def optimized_value(cfg: SSOConfig, rows: List[Dict[str, float]]) -> Optional[fl
     key = cfg.optimized_metric
     if key is None:
         return None
-    if not rows or key not in rows[-1]:
+    if not rows or key not in rows[-1]:  # the run's work stands; only the search loses it
         known = sorted(rows[-1]) if rows else []
-        raise ConfigError(f"config key 'optimized_metric': the run reported no '{key}'; "
-                          f"it reported {known}")
+        log.warning("config key 'optimized_metric': the run reported no '%s'; it reported %s",
+                    key, known)
+        return None
     value = float(rows[-1][key])
     return value if math.isfinite(value) else None
 

@@ -76,5 +76,6 @@ def provenance_tags(record: Dict[str, Dict[str, str]]) -> Dict[str, str]:
     tags = {f"sso.{k}": v for k, v in record["git"].items()}
     tags.update({f"sso.version.{k}": v for k, v in record["versions"].items()})
     tags.update({f"sso.sha256.{k}": v for k, v in record["data_sha256"].items()})
-    tags["mlflow.source.git.commit"] = record["git"]["git.commit"]
+    if "git.dirty" in record["git"]:  # a real commit
+        tags["mlflow.source.git.commit"] = record["git"]["git.commit"]
     return tags

@@ -68,11 +68,19 @@ class Progress:
         self.save()
 
     def save(self) -> None:
+        if worker_rank():
+            return
         state = {"run_id": self.run_id, "step_offset": self.step_offset, "stages": self.stages,
                  "finished": self.finished, "config": self.identity}
         tmp = self.run_dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=1))
         os.replace(tmp, self.run_dir / STATE_FILE)
+
+    def release(self) -> None:
+        """Unlock the folder (the next job of a sweep may look at it)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
 
     @classmethod
     def load(cls, run_dir: Path, identity: Dict[str, Any], lock: IO) -> "Progress":
@@ -98,6 +106,12 @@ def _resumable(run_dir: Path, identity: Dict[str, Any]) -> Optional[Progress]:
     return Progress.load(run_dir, identity, lock) if lock else None
 
 
+def worker_rank() -> bool:
+    """A process Lightning started for rank > 0 (it re-runs the command in the same folder);
+    only rank 0 locks the folder and writes its state."""
+    return any(int(os.environ.get(k, "0")) > 0 for k in ("LOCAL_RANK", "NODE_RANK"))
+
+
 def _siblings(out_dir: Path) -> List[Path]:
     """The folders beside this invocation's (earlier runs), newest first."""
     siblings = [p for p in out_dir.parent.glob("*") if p.is_dir() and p != out_dir]
@@ -110,7 +124,12 @@ def open_progress(cfg: SSOConfig) -> Progress:
     of the same config beside it (a killed run started again with the same command); with
     `resume=<folder>` that folder (its config must match); with `resume=never`, or nothing
     to resume, this invocation's own folder, fresh."""
-    progress = _find(cfg, run_identity(cfg), Path(cfg.output_dir))
+    identity, out_dir = run_identity(cfg), Path(cfg.output_dir)
+    if worker_rank():  # Lightning re-ran the command for rank > 0: follow rank 0's folder
+        state = out_dir / STATE_FILE
+        return (Progress.load(out_dir, identity, None) if state.is_file()
+                else Progress(out_dir, identity))
+    progress = _find(cfg, identity, out_dir)
     if progress.resumed:
         log.info("resuming %s (MLflow run %s) after its stages %s", progress.run_dir,
                  progress.run_id, ", ".join(progress.stages) or "(none)")
@@ -137,18 +156,20 @@ def _find(cfg: SSOConfig, identity: Dict[str, Any], out_dir: Path) -> Progress:
 
 def _explicit(run_dir: Path, identity: Dict[str, Any], allow_finished: bool = False) -> Progress:
     """The progress of a named folder; a different config is refused, naming the keys. A
-    finished run in this invocation's own folder is started afresh."""
+    finished run in this invocation's own folder is started afresh (as before resume)."""
     if not (run_dir / STATE_FILE).is_file():
         raise ConfigError(f"config key 'resume': {run_dir} holds no resumable run "
                           f"(no {STATE_FILE})")
     saved = json.loads((run_dir / STATE_FILE).read_text())
-    diff = config_diff(saved["config"], identity)
+    if saved["finished"] and not allow_finished:
+        raise ConfigError(f"config key 'resume': the run in {run_dir} has finished")
+    diff = [] if saved["finished"] else config_diff(saved["config"], identity)
     if diff:
         raise ConfigError(f"config key 'resume': {run_dir} was run with a different config; "
                           f"differing keys:\n  " + "\n  ".join(diff))
     lock = _try_lock(run_dir)
     if lock is None:
         raise ConfigError(f"config key 'resume': {run_dir} is in use by a running job")
-    if saved["finished"] and allow_finished:
+    if saved["finished"]:
         return Progress(run_dir, identity, lock=lock)
     return Progress.load(run_dir, identity, lock)

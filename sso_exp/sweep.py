@@ -5,6 +5,7 @@ comparison report to it. Works with any launcher (jobs in this process or in wor
 parent's id reaches the jobs through `sweep.json` in the sweep folder."""
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
@@ -15,23 +16,30 @@ from typing import Any, Dict, List, Optional
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import ConfigError, SSOConfig, SSOError, TrackingConfig, validate
+from .config import ConfigError, SSOConfig, TrackingConfig, validate
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
 
 
 def expand_jobs(overrides: List[str]) -> List[List[str]]:
-    """Each job's overrides, as the basic sweeper will launch them."""
+    """Each job's overrides, as the basic sweeper will launch them. Sweeps it cannot list
+    (Optuna's `interval(...)`) are left to their sweeper: the rest is still checked."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    parsed = [o for o in OverridesParser.create().parse_overrides(overrides)
+              if not (o.is_sweep_override() and not o.is_discrete_sweep())]
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _store(cfg: SSOConfig) -> tuple:
+    return cfg.tracking.uri, cfg.tracking.experiment_name
 
 
 def validate_jobs(config: DictConfig, jobs: List[List[str]]) -> SSOConfig:
@@ -45,11 +53,14 @@ def validate_jobs(config: DictConfig, jobs: List[List[str]]) -> SSOConfig:
             HydraConfig.instance().set_config(job)
             OmegaConf.update(job, "output_dir", str(Path(config.hydra.sweep.dir) / str(num)))
             checked = validate(job)
-        except (OmegaConfBaseException, ConfigError, ValueError) as err:
+        except (OmegaConfBaseException, HydraException, ConfigError, ValueError) as err:
             raise ConfigError(f"sweep job {num} ({' '.join(overrides)}): {err}") from None
         finally:
             HydraConfig.instance().set_config(config)
         first = first or checked
+        if _store(checked) != _store(first):  # one parent run, in one store and experiment
+            raise ConfigError(f"sweep job {num}: config keys 'tracking.uri' and "
+                              "'tracking.experiment_name' must be the same for every job")
     assert first is not None
     return first
 
@@ -69,7 +80,7 @@ class SweepTracking(Callback):
         overrides = list(config.hydra.overrides.task)
         try:
             first = validate_jobs(config, expand_jobs(overrides))
-        except ConfigError as err:  # Hydra would turn a callback's exception into a warning
+        except (ConfigError, HydraException) as err:  # Hydra would make it a warning
             log.error("%s", err)
             sys.exit(2)
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -83,6 +94,7 @@ class SweepTracking(Callback):
         info = {"sweep_id": sweep_id, "parent_run_id": parent.info.run_id,
                 "tracking": OmegaConf.to_container(OmegaConf.structured(first.tracking))}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=1))
+        atexit.register(close_if_running, client, parent.info.run_id)
         log.info("sweep %s: parent MLflow run %s", sweep_id, parent.info.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -93,7 +105,7 @@ class SweepTracking(Callback):
         failed = failed_jobs(client, tracking, info["sweep_id"], sweep_dir)
         try:
             self.report(client, tracking, info, sweep_dir)
-        except SSOError as err:  # e.g. every job failed before its run began
+        except Exception as err:  # e.g. every job failed before its run began
             log.warning("no comparison report: %s", err)
         finally:
             client.set_terminated(info["parent_run_id"], "FAILED" if failed else "FINISHED")
@@ -114,6 +126,13 @@ class SweepTracking(Callback):
         best = sweep_dir / "optimization_results.yaml"  # written by the Optuna sweeper
         if best.is_file():
             client.log_artifact(info["parent_run_id"], str(best))
+
+
+def close_if_running(client: MlflowClient, run_id: str) -> None:
+    """At exit: a sweep that ended without reaching its end (interrupted, or its sweeper
+    failed) leaves its parent FAILED rather than RUNNING forever."""
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_terminated(run_id, "FAILED")
 
 
 def job_overrides(job_dir: Path) -> str:

@@ -37,10 +37,13 @@ class RunLogger(MLFlowLogger):
         if metrics:
             super().log_metrics(metrics, step)
 
-    def continue_run(self) -> None:
-        """Reopen a resumed run and note how far each metric got."""
+    def continue_run(self, tags: Mapping[str, str]) -> None:
+        """Reopen a resumed run (tagged anew: a sweep job may resume in another sweep) and
+        note how far each metric got."""
         client, run_id = self.experiment, self.run_id
         client.update_run(run_id, status="RUNNING")
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
         for key in client.get_run(run_id).data.metrics:
             self.logged[key] = max(m.step for m in client.get_metric_history(run_id, key))
 
@@ -70,7 +73,7 @@ def start_run(cfg: SSOConfig, tracking: TrackingConfig, config_file: Path,
                        tracking_uri=tracking.uri, artifact_location=tracking.artifact_location,
                        run_id=run_id, tags=tags)
     if run_id is not None:
-        logger.continue_run()
+        logger.continue_run(tags or {})
         return logger
     logger.log_hyperparams(flat_params(cfg))
     logger.log_file(config_file)

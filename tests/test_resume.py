@@ -77,3 +77,24 @@ def test_a_fixed_run_folder_with_another_config_is_refused(tmp_path):
     crashed_run(tmp_path)
     with pytest.raises(ConfigError, match="loss.beta: 0.1 -> 0.3"):
         open_progress(cfg_in(tmp_path, "a", "loss.beta=0.3"))
+
+
+def test_a_fixed_folder_whose_run_finished_starts_afresh_but_is_not_resumed(tmp_path):
+    crashed = crashed_run(tmp_path)
+    state = json.loads((crashed / STATE_FILE).read_text())
+    (crashed / STATE_FILE).write_text(json.dumps({**state, "finished": True}))
+    with pytest.raises(ConfigError, match="has finished"):
+        open_progress(cfg_in(tmp_path, "b", f"resume={crashed}"))
+    fresh = open_progress(cfg_in(tmp_path, "a", "loss.beta=0.3"))
+    assert fresh.run_dir == crashed and not fresh.resumed and not fresh.stages
+
+
+def test_a_rank_lightning_started_follows_rank_0_without_the_lock(tmp_path, monkeypatch):
+    live = open_progress(cfg_in(tmp_path, "a"))
+    live.run_id = "r1"
+    live.finish("iter_1/sample", {"pairs/kept": 3}, 0)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    follower = open_progress(cfg_in(tmp_path, "a"))
+    assert follower.run_id == "r1" and follower.done("iter_1/sample") and follower.lock is None
+    follower.finish("iter_1/train", {}, 5)  # only rank 0 writes the state
+    assert "iter_1/train" not in json.loads((live.run_dir / STATE_FILE).read_text())["stages"]

@@ -43,6 +43,11 @@ def test_expand_jobs_is_the_cartesian_product():
     assert len(jobs) == 4 and ["experiment=pbaa", "loss.beta=0.2", "model=tiny"] in jobs
 
 
+def test_expand_jobs_leaves_continuous_searches_to_their_sweeper():
+    assert expand_jobs(["loss.beta=interval(0.1,0.5)", "experiment=sso,pbaa"]) == \
+        [["experiment=sso"], ["experiment=pbaa"]]
+
+
 def test_sweep_groups_jobs_under_a_parent_and_compares_them(tmp_path):
     proc = run_sweep(tmp_path, "experiment=sso,pbaa")
     assert proc.returncode == 0, proc.stderr[-3000:]

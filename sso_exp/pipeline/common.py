@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
-from ..config import SSOConfig
+from ..config import SSOConfig, SSOError
 from ..dataset import ON_POLICY, encode_records
 from ..filters import LOGPROB_RULES, STRING_RULES
 from ..models import save_policy
@@ -34,7 +35,12 @@ def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> Run
     config_file = run_dir / "config.yaml"
     config_file.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     if progress is not None and progress.resumed:
-        logger = start_run(cfg, cfg.tracking, config_file, run_id=progress.run_id)
+        try:
+            logger = start_run(cfg, cfg.tracking, config_file, run_id=progress.run_id,
+                               tags=job_tags())
+        except MlflowException as err:
+            raise SSOError(f"{run_dir}: its MLflow run {progress.run_id} cannot be continued "
+                           f"in {cfg.tracking.uri} ({err}); start afresh with resume=never") from None
         logger.step_offset = progress.step_offset
         return logger
     record = provenance(cfg)
@@ -68,7 +74,6 @@ def tracked_run(cfg: SSOConfig, columns: Sequence[Column] = COLUMNS,
         status = "FINISHED"
         if progress is not None:
             progress.finished = True
-            progress.save()
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -79,6 +84,9 @@ def tracked_run(cfg: SSOConfig, columns: Sequence[Column] = COLUMNS,
             logger.log_file(run_dir / "summary.md")
             print("\n" + table)
         logger.close(status)
+        if progress is not None:
+            progress.save()
+            progress.release()
 
 
 def round_stats(rnd: PairRound) -> Dict[str, float]:

@@ -64,6 +64,11 @@ def sample_round(writer, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
     return stats
 
 
+# Each stage's seed offset: its own random stream, the same whether resumed or not.
+STAGE_SEEDS = {"sample": 0, "train": 1000, "eval": 2000, "generator_sample": 3000,
+               "generator_train": 4000}
+
+
 class Stages:
     """An iteration's stages (sample, train, evaluate), each run once: a stage that finished
     before a kill is skipped when the run is started again, and reports what it reported."""
@@ -73,10 +78,10 @@ class Stages:
         self.seed = seed + iteration
 
     def run(self, name: str, work: Callable[[], Dict[str, float]]) -> Dict[str, float]:
-        """Each stage is seeded alike, so a resumed stage does what it would have done."""
+        """Each stage is seeded by itself, so a resumed stage does what it would have done."""
         stage = f"iter_{self.iteration}/{name}"
         if not self.progress.done(stage):
-            pl.seed_everything(self.seed, workers=True, verbose=False)
+            pl.seed_everything(self.seed + STAGE_SEEDS[name], workers=True, verbose=False)
             self.progress.finish(stage, work(), self.logger.step_offset)
         return self.progress.stages[stage]
 
