@@ -204,12 +204,14 @@ class GenerationConfig:
     """The sampling engine: HF `generate` (anywhere) or vLLM (GPU machines, imported only
     when chosen; the policy's weights are pushed into it before every sampling stage)."""
     backend: str = "hf"  # hf | vllm
+    nucleus_candidates: int = 256  # hf: top tokens searched for the nucleus first (exact)
     vllm_gpu_memory_utilization: float = 0.4
     vllm_dtype: str = "bfloat16"
 
     def __post_init__(self) -> None:
         _check(self.backend in ("hf", "vllm"), "generation.backend",
                f"'{self.backend}' is not one of hf, vllm")
+        _check(self.nucleus_candidates >= 1, "generation.nucleus_candidates", "must be >= 1")
 
 
 @dataclass

@@ -40,7 +40,8 @@ def sample_prompts(model, tok, prompts: List[Tuple[Optional[str], str]], cfg: SS
                                     temperature=s.temperature, top_p=s.top_p,
                                     cfg=cfg.generation, seed=s.seed, desc=desc)
     return sample(model, tok, texts, max_new_tokens=max_new_tokens, temperature=s.temperature,
-                  top_p=s.top_p, batch_size=s.generation_batch_size, desc=desc)
+                  top_p=s.top_p, batch_size=s.generation_batch_size,
+                  candidates=cfg.generation.nucleus_candidates, desc=desc)
 
 
 def write_principles(model, tok, queries: Sequence[str], features: Sequence[List[str]],
