@@ -24,6 +24,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .config import ConfigError, SSOError, TrackingConfig
+from .tracking import search_all_runs
 
 CONF_FILE = Path(__file__).resolve().parents[1] / "conf" / "compare.yaml"
 ARTIFACT_DIR = "compare"
@@ -93,18 +94,6 @@ def _quoted(value: str) -> str:
     return f"'{value}'"
 
 
-def _search(client: MlflowClient, experiment_id: str, filter_string: str = "") -> List[Run]:
-    runs: List[Run] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], filter_string, max_results=1000,
-                                  page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _is_sweep_parent(run: Run) -> bool:
     return run.data.tags.get("sso.role") == "sweep"
 
@@ -119,7 +108,8 @@ def _by_sweep_id(client: MlflowClient, experiment_name: str, target: str) -> Opt
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return None
-    runs = _search(client, experiment.experiment_id, f"tags.`sso.sweep_id` = {_quoted(target)}")
+    runs = search_all_runs(client, experiment.experiment_id,
+                           f"tags.`sso.sweep_id` = {_quoted(target)}")
     if not runs:
         return None
     parents = [r for r in runs if _is_sweep_parent(r)]
@@ -132,7 +122,7 @@ def _by_parent_run(client: MlflowClient, target: str) -> Optional[Study]:
         parent = client.get_run(target)
     except MlflowException:
         return None
-    children = _search(client, parent.info.experiment_id,
+    children = search_all_runs(client, parent.info.experiment_id,
                        f"tags.`mlflow.parentRunId` = {_quoted(target)}")
     return Study(f"run {target}", children, parent)
 
@@ -141,7 +131,7 @@ def _by_experiment(client: MlflowClient, target: str) -> Optional[Study]:
     experiment = client.get_experiment_by_name(target)
     if experiment is None:
         return None
-    runs = _search(client, experiment.experiment_id)
+    runs = search_all_runs(client, experiment.experiment_id)
     return Study(f"experiment '{target}'", [r for r in runs if not _is_sweep_parent(r)])
 
 

@@ -42,7 +42,7 @@ class NucleusSampler(LogitsProcessor):
 @torch.no_grad()
 def sample(model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: Sequence[str], *,
            max_new_tokens: int, temperature: float, top_p: float, batch_size: int,
-           candidates: int = 256, desc: str = "sampling") -> List[str]:
+           candidates: int, desc: str = "sampling") -> List[str]:
     """One sampled completion per chat-formatted prompt, in the prompts' order."""
     texts: List[str] = [""] * len(prompts)
     was_training = model.training

@@ -19,6 +19,11 @@ STATE_FILE = "state.json"
 _NOT_COMPARED = ("output_dir", "resume")  # where and how a run starts, not what it computes
 
 
+def stage_key(iteration: int, name: str) -> str:
+    """A stage's key in state.json: `iter_<k>/<name>`."""
+    return f"iter_{iteration}/{name}"
+
+
 def run_identity(cfg: SSOConfig) -> Dict[str, Any]:
     """The flattened config a run folder must match to be resumed."""
     return json.loads(json.dumps(flatten(cfg, skip=_NOT_COMPARED)))
@@ -62,6 +67,12 @@ class Progress:
     def done(self, stage: str) -> bool:
         return stage in self.stages
 
+    def last_iteration(self, name: str) -> Optional[int]:
+        """The last iteration whose stage `name` finished (None: no iteration's did)."""
+        done = [int(key.split("/")[0][len("iter_"):]) for key in self.stages
+                if key.split("/")[1] == name]
+        return max(done) if done else None
+
     def finish(self, stage: str, result: Dict[str, float], step_offset: int) -> None:
         self.stages[stage] = {k: float(v) for k, v in result.items()}
         self.step_offset = step_offset
@@ -83,27 +94,28 @@ class Progress:
             self.lock = None
 
     @classmethod
-    def load(cls, run_dir: Path, identity: Dict[str, Any], lock: IO) -> "Progress":
-        state = json.loads((run_dir / STATE_FILE).read_text())
+    def from_state(cls, run_dir: Path, identity: Dict[str, Any], state: Dict[str, Any],
+                   lock: Optional[IO]) -> "Progress":
         return cls(run_dir, identity, state["run_id"], state["step_offset"], state["stages"],
                    state["finished"], lock)
 
 
-def _saved_config(run_dir: Path) -> Optional[Dict[str, Any]]:
+def read_state(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The folder's state.json, or None when it has none that reads."""
     try:
-        state = json.loads((run_dir / STATE_FILE).read_text())
+        return json.loads((run_dir / STATE_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return None if state.get("finished") else state.get("config")
 
 
 def _resumable(run_dir: Path, identity: Dict[str, Any]) -> Optional[Progress]:
     """The folder's progress when it holds an unfinished run of this config and no live
     process works in it."""
-    if _saved_config(run_dir) != identity:
+    state = read_state(run_dir)
+    if not state or state["finished"] or state["config"] != identity:
         return None
     lock = _try_lock(run_dir)
-    return Progress.load(run_dir, identity, lock) if lock else None
+    return Progress.from_state(run_dir, identity, state, lock) if lock else None
 
 
 def worker_rank() -> bool:
@@ -126,8 +138,8 @@ def open_progress(cfg: SSOConfig) -> Progress:
     to resume, this invocation's own folder, fresh."""
     identity, out_dir = run_identity(cfg), Path(cfg.output_dir)
     if worker_rank():  # Lightning re-ran the command for rank > 0: follow rank 0's folder
-        state = out_dir / STATE_FILE
-        return (Progress.load(out_dir, identity, None) if state.is_file()
+        state = read_state(out_dir)
+        return (Progress.from_state(out_dir, identity, state, None) if state
                 else Progress(out_dir, identity))
     progress = _find(cfg, identity, out_dir)
     if progress.resumed:
@@ -142,7 +154,7 @@ def _find(cfg: SSOConfig, identity: Dict[str, Any], out_dir: Path) -> Progress:
     if cfg.resume not in ("auto", "never"):
         return _explicit(Path(cfg.resume), identity)
     if cfg.resume == "auto":
-        if (out_dir / STATE_FILE).is_file():  # a fixed run folder: the same run, or refuse
+        if read_state(out_dir):  # a fixed run folder: the same run, or refuse
             return _explicit(out_dir, identity, allow_finished=True)
         for run_dir in _siblings(out_dir):
             progress = _resumable(run_dir, identity)
@@ -157,10 +169,10 @@ def _find(cfg: SSOConfig, identity: Dict[str, Any], out_dir: Path) -> Progress:
 def _explicit(run_dir: Path, identity: Dict[str, Any], allow_finished: bool = False) -> Progress:
     """The progress of a named folder; a different config is refused, naming the keys. A
     finished run in this invocation's own folder is started afresh (as before resume)."""
-    if not (run_dir / STATE_FILE).is_file():
+    saved = read_state(run_dir)
+    if saved is None:
         raise ConfigError(f"config key 'resume': {run_dir} holds no resumable run "
-                          f"(no {STATE_FILE})")
-    saved = json.loads((run_dir / STATE_FILE).read_text())
+                          f"(no readable {STATE_FILE})")
     if saved["finished"] and not allow_finished:
         raise ConfigError(f"config key 'resume': the run in {run_dir} has finished")
     diff = [] if saved["finished"] else config_diff(saved["config"], identity)
@@ -172,4 +184,4 @@ def _explicit(run_dir: Path, identity: Dict[str, Any], allow_finished: bool = Fa
         raise ConfigError(f"config key 'resume': {run_dir} is in use by a running job")
     if saved["finished"]:
         return Progress(run_dir, identity, lock=lock)
-    return Progress.load(run_dir, identity, lock)
+    return Progress.from_state(run_dir, identity, saved, lock)

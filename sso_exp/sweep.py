@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .config import ConfigError, SSOConfig, TrackingConfig, validate
+from .tracking import search_all_runs
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
@@ -114,7 +115,6 @@ class SweepTracking(Callback):
                       info["sweep_id"], len(failed), "; ".join(failed))
             sys.exit(1)
 
-
     @staticmethod
     def report(client: MlflowClient, tracking: TrackingConfig, info: Dict[str, Any],
                sweep_dir: Path) -> None:
@@ -144,7 +144,7 @@ def failed_jobs(client: MlflowClient, tracking: TrackingConfig, sweep_id: str,
                 sweep_dir: Path) -> List[str]:
     """'job <n> (<overrides>)' for each job of the sweep without a finished run."""
     exp = client.get_experiment_by_name(tracking.experiment_name)
-    runs = client.search_runs([exp.experiment_id], f"tags.`sso.sweep_id` = '{sweep_id}'")
+    runs = search_all_runs(client, exp.experiment_id, f"tags.`sso.sweep_id` = '{sweep_id}'")
     finished = {r.data.tags.get("sso.job") for r in runs if r.info.status == "FINISHED"}
     jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()),
                   key=lambda p: int(p.name))

@@ -4,9 +4,10 @@ each iteration's pairs file."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
-from omegaconf import OmegaConf
+from mlflow import MlflowClient
+from mlflow.entities import Run
 from pytorch_lightning.loggers import MLFlowLogger
 
 from .config import SSOConfig, TrackingConfig, flatten
@@ -78,3 +79,16 @@ def start_run(cfg: SSOConfig, tracking: TrackingConfig, config_file: Path,
     logger.log_hyperparams(flat_params(cfg))
     logger.log_file(config_file)
     return logger
+
+
+def search_all_runs(client: MlflowClient, experiment_id: str, filter_string: str = "") -> List[Run]:
+    """Every run of the experiment matching the filter (MLflow pages its answers)."""
+    runs: List[Run] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=1000,
+                                  page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs

@@ -1,7 +1,7 @@
 """Every option of every config group composes and validates; bad values name their key."""
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from conftest import CONF, compose_cfg
@@ -21,11 +21,12 @@ def test_every_option_composes(tmp_path, group, option):
         assert node.name == option
 
 
-def test_optuna_search_composes_with_its_metric_and_space(tmp_path):
+def test_optuna_search_composes_with_its_metric_sweeper_and_space(tmp_path):
     cfg = compose_cfg(tmp_path, "hparams_search=optuna")
     assert cfg.optimized_metric == "train/rewards/accuracies"
-    sweeper = OmegaConf.load(CONF / "hparams_search/optuna.yaml").hydra.sweeper
-    assert set(sweeper.params) == {"loss.g_beta", "loss.w_alpha", "loss.beta"}
+    hydra_cfg = HydraConfig.get()  # what compose_cfg composed: the sweeper it swapped in
+    assert hydra_cfg.sweeper._target_.endswith("OptunaSweeper") and hydra_cfg.mode.name == "MULTIRUN"
+    assert set(hydra_cfg.sweeper.params) == {"loss.g_beta", "loss.w_alpha", "loss.beta"}
 
 
 def test_defaults_are_the_papers(tmp_path):

@@ -38,9 +38,12 @@ def test_generate_samples_with_it(tiny):
     prompts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
                                        add_generation_prompt=True) for q in ("Hi", "Why?", "2+2")]
     torch.manual_seed(1)
-    a = sample(model, tok, prompts, max_new_tokens=6, temperature=0.7, top_p=0.8, batch_size=2)
+    a = sample(model, tok, prompts, max_new_tokens=6, temperature=0.7, top_p=0.8, batch_size=2,
+               candidates=256)
     torch.manual_seed(1)
-    b = sample(model, tok, prompts, max_new_tokens=6, temperature=0.7, top_p=0.8, batch_size=2)
+    b = sample(model, tok, prompts, max_new_tokens=6, temperature=0.7, top_p=0.8, batch_size=2,
+               candidates=256)
     torch.manual_seed(2)
-    c = sample(model, tok, prompts, max_new_tokens=6, temperature=0.7, top_p=0.8, batch_size=2)
+    c = sample(model, tok, prompts, max_new_tokens=6, temperature=0.7, top_p=0.8, batch_size=2,
+               candidates=256)
     assert a == b and a != c and all(a)

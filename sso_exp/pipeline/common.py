@@ -33,8 +33,7 @@ def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> Run
     """The run's MLflow run: continued when resuming, else new, tagged with its sweep and
     provenance (also written to provenance.json)."""
     config_file = run_dir / "config.yaml"
-    config_file.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    if progress is not None and progress.resumed:
+    if progress is not None and progress.resumed:  # its config.yaml is the run's own
         try:
             logger = start_run(cfg, cfg.tracking, config_file, run_id=progress.run_id,
                                tags=job_tags())
@@ -43,6 +42,7 @@ def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> Run
                            f"in {cfg.tracking.uri} ({err}); start afresh with resume=never") from None
         logger.step_offset = progress.step_offset
         return logger
+    config_file.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     record = provenance(cfg)
     (run_dir / "provenance.json").write_text(json.dumps(record, indent=1))
     logger = start_run(cfg, cfg.tracking, config_file,

@@ -18,7 +18,7 @@ from ..data import load_prompts, read_records, write_jsonl
 from ..precision import device
 from ..models import DTYPES, check_available, load_checkpoint, load_policy
 from ..pair_builder import PairRound, build_pairs
-from ..resume import Progress, open_progress
+from ..resume import Progress, open_progress, stage_key
 from ..tracking import RunLogger
 from ..objectives import generator_objective
 from .common import round_stats, tracked_run, train_on_pairs
@@ -79,7 +79,7 @@ class Stages:
 
     def run(self, name: str, work: Callable[[], Dict[str, float]]) -> Dict[str, float]:
         """Each stage is seeded by itself, so a resumed stage does what it would have done."""
-        stage = f"iter_{self.iteration}/{name}"
+        stage = stage_key(self.iteration, name)
         if not self.progress.done(stage):
             pl.seed_everything(self.seed + STAGE_SEEDS[name], workers=True, verbose=False)
             self.progress.finish(stage, work(), self.logger.step_offset)
@@ -120,8 +120,8 @@ def run_iteration(model, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
 
 def latest_checkpoint(progress: Progress, name: str, stage: str) -> Optional[Path]:
     """iter_<k>/<name> of the last iteration whose `stage` finished (a resumed run)."""
-    done = [int(s.split("/")[0][5:]) for s in progress.stages if s.endswith("/" + stage)]
-    return progress.run_dir / f"iter_{max(done)}" / name if done else None
+    last = progress.last_iteration(stage)
+    return None if last is None else progress.run_dir / f"iter_{last}" / name
 
 
 def load_models(cfg: SSOConfig, progress: Progress):
