@@ -3,7 +3,9 @@
     .venv/bin/python scripts/bench_step.py [--queries 4] [--tokens 256] [--steps 3] [overrides ...]
 
 Our step is the real training path (config -> encode -> reference scored once under no_grad
--> SSOPolicyModule in a Lightning Trainer): three pairs (six sequences) per query, IPO + G + W.
+-> SSOPolicyModule in a Lightning Trainer): three pairs (six sequences) per query, IPO + G + W,
+with `trainer=fast` (bf16-true: bf16 weights, fp32 master copies; compiled decoder layers;
+the fp32 row runs it at 32-true).
 TRL's step is its DPOTrainer with its defaults (a reference forward every step), one pair
 per query. Hydra overrides (e.g. trainer.logps_chunk=0) change our side only. Each
 measurement runs in a fresh process so its peak RSS is its own; times are medians over
@@ -26,7 +28,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-PRECISION = {"float32": "32-true", "bfloat16": "bf16-mixed"}
+OURS = ["trainer=fast"]  # bf16 weights + fp32 masters, compiled layers; the fp32 row: 32-true
+PRECISION = {"float32": "32-true", "bfloat16": "bf16-true"}
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
@@ -76,7 +79,7 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
             times.append(time.perf_counter() - self.t0)
 
     tmp = Path(tempfile.mkdtemp())
-    cfg = config(f"schedule.batch_size={queries}", "schedule.grad_accum=1",
+    cfg = config(*OURS, f"schedule.batch_size={queries}", "schedule.grad_accum=1",
                  f"schedule.max_length={tokens + 64}", f"trainer.precision={precision}",
                  *overrides)
     model, tok = load_policy(cfg.model)
@@ -91,8 +94,7 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
                   shuffle=False, seed=0)
     trainer = make_trainer(cfg, False, tmp, epochs=1)
     trainer.callbacks.append(Timer())
-    trainer.fit(SSOPolicyModule(model, objective, cfg.schedule, cfg.trainer.logps_chunk,
-                                cfg.trainer.gradient_checkpointing), data)
+    trainer.fit(SSOPolicyModule(model, objective, cfg.schedule, cfg.trainer), data)
     trained = sum(len(encoded[n][i].ids) for n in sequence_names(objective.pairs)
                   for i in range(queries))
     return times[1:], trained, 0
@@ -109,7 +111,7 @@ def trl_step_times(precision: str, queries: int, tokens: int, steps: int):
     rows = [{"prompt": [{"role": "user", "content": r["instruction"]}],
              "chosen": [{"role": "assistant", "content": r["chosen"]}],
              "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in recs]
-    dtype = "bfloat16" if precision.startswith("bf16") else "float32"
+    dtype = "bfloat16" if precision.startswith("bf16") else "float32"  # TRL's bf16: autocast
     times = trl_dpo_step_times(str(path), rows, dtype, tokens + 64, steps + 1)
     enc = encode_records(tok, recs, ["main_chosen", "main_rejected"], tokens + 64)
     trained = sum(len(e.ids) for seqs in enc.values() for e in seqs)
@@ -153,9 +155,10 @@ def run(which, overrides, precision, args) -> dict:
     proc = ctx.Process(target=measure, args=(which, overrides, precision, args.queries,
                                              args.tokens, args.steps, out))
     proc.start()
-    result = out.get()
     proc.join()
-    return result
+    if proc.exitcode != 0:
+        raise SystemExit(f"the {which} measurement failed (exit code {proc.exitcode})")
+    return out.get()
 
 
 def main() -> None:
@@ -169,7 +172,7 @@ def main() -> None:
     rows = []
     train_f, ref_f = flops_per_token(args.tokens)
     print(f"{args.queries} queries x ~{args.tokens} tokens, median of {args.steps} steps, "
-          f"{torch.get_num_threads()} threads; overrides: {args.overrides or 'none'}")
+          f"{torch.get_num_threads()} threads; ours: {' '.join(OURS + args.overrides)}")
     header = ("dtype", "peak TFLOP/s", "SSO q/s", "TRL pairs/s", "ratio", "SSO MFU", "TRL MFU",
               "SSO RSS GB", "TRL RSS GB")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)

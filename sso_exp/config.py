@@ -49,6 +49,9 @@ class ModelConfig:
     gguf_file: Optional[str] = None
     arch: Dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"
+    # HF's attention kernel: sdpa | eager (fastest compiled on CPU for short sequences,
+    # memory quadratic in length) | flash_attention_2 (GPU)
+    attn_implementation: str = "sdpa"
     trust_remote_code: bool = False
     cache_dir: str = MISSING
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -187,15 +190,21 @@ class TrainerConfig:
     devices: Any = 1
     num_nodes: int = 1
     strategy: Any = "auto"  # auto | ddp_spawn | fsdp | deepspeed_stage_2 | a dict with _target_
-    precision: str = "32-true"  # bf16-mixed: autocast; log-softmax, log-probs, loss stay fp32
+    # bf16-mixed: autocast over fp32 weights; bf16-true: bf16 weights, fp32 master copies
+    # in the optimizer. Either way log-softmax, log-probs and the loss stay fp32.
+    precision: str = "32-true"
     gradient_checkpointing: bool = True
-    logps_chunk: int = 256  # response positions per vocabulary projection (0: all at once)
-    malloc_mmap_threshold_kb: Optional[int] = 128  # glibc; None: its adaptive default
+    compile: bool = False  # torch.compile the decoder layers while training
+    logps_chunk: int = 512  # response positions per vocabulary projection (0: all at once)
+    malloc_mmap_threshold_kb: Optional[int] = None  # glibc; None: its adaptive default
 
     def __post_init__(self) -> None:
         _check(self.precision in PRECISIONS, "trainer.precision",
                f"'{self.precision}' is not one of {', '.join(PRECISIONS)}")
         _check(self.logps_chunk >= 0, "trainer.logps_chunk", "must be >= 0")
+        _check(self.precision != "bf16-true" or (self.devices == 1 and self.num_nodes == 1),
+               "trainer.precision", "bf16-true (fp32 master weights) runs in one process; "
+               "use bf16-mixed with several devices")
         _check(self.num_nodes >= 1, "trainer.num_nodes", "must be >= 1")
 
 

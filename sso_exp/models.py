@@ -102,21 +102,21 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False) -> PreTrai
 
 def load_policy(cfg: ModelConfig, seed: int = 0) -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The configured starting policy and its tokenizer."""
-    dtype = DTYPES[cfg.dtype]
     if cfg.source == "tiny":
         tok = load_tokenizer(gguf_cache(cfg))
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = LlamaForCausalLM(_tiny_config(cfg, tok)).to(dtype)
+            model = LlamaForCausalLM(_tiny_config(cfg, tok)).to(DTYPES[cfg.dtype])
         return model, tok
     path = gguf_cache(cfg) if cfg.source == "gguf" else _pretrained_path(cfg)
-    return load_checkpoint(path, dtype, cfg.trust_remote_code)
+    return load_checkpoint(path, cfg)
 
 
 def _tiny_config(cfg: ModelConfig, tok: PreTrainedTokenizerBase, **extra) -> LlamaConfig:
     return LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                       tie_word_embeddings=True, **cfg.arch, **extra)
+                       tie_word_embeddings=True, attn_implementation=cfg.attn_implementation,
+                       **cfg.arch, **extra)
 
 
 def load_reward_model(cfg: ModelConfig, seed: int = 0, checkpoint: Optional[str] = None):
@@ -131,19 +131,19 @@ def load_reward_model(cfg: ModelConfig, seed: int = 0, checkpoint: Optional[str]
         path = checkpoint or (gguf_cache(cfg) if cfg.source == "gguf" else _pretrained_path(cfg))
         rm = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, dtype=dtype, use_safetensors=True, local_files_only=True,
-            trust_remote_code=cfg.trust_remote_code)
+            trust_remote_code=cfg.trust_remote_code, attn_implementation=cfg.attn_implementation)
     tok = load_tokenizer(path, cfg.trust_remote_code)
     rm.config.pad_token_id = tok.pad_token_id
     return rm, tok
 
 
-def load_checkpoint(path: str | Path, dtype: torch.dtype = torch.float32,
-                    trust_remote_code: bool = False):
-    """A saved policy (safetensors only) and its tokenizer."""
+def load_checkpoint(path: str | Path, cfg: ModelConfig):
+    """A saved policy (safetensors only) and its tokenizer, loaded as `cfg` says (dtype,
+    attention kernel, remote code)."""
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype, use_safetensors=True, local_files_only=True,
-        trust_remote_code=trust_remote_code)
-    return model, load_tokenizer(path, trust_remote_code)
+        path, dtype=DTYPES[cfg.dtype], use_safetensors=True, local_files_only=True,
+        trust_remote_code=cfg.trust_remote_code, attn_implementation=cfg.attn_implementation)
+    return model, load_tokenizer(path, cfg.trust_remote_code)
 
 
 def save_policy(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> None:

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from transformers import PreTrainedModel
 
-from .config import ScheduleConfig
+from .config import ScheduleConfig, TrainerConfig
 from .logprobs import causal_lm, sequence_logps
 from .losses import Pair, SeqLogps
 from .objectives import Objective
@@ -27,20 +27,21 @@ def split_pair(out: SeqLogps) -> Pair:
 
 class SSOPolicyModule(pl.LightningModule):
     def __init__(self, model: PreTrainedModel, objective: Objective, schedule: ScheduleConfig,
-                 logps_chunk: int = 256, gradient_checkpointing: bool = False):
+                 trainer: TrainerConfig):
         super().__init__()
         self.model, self.objective, self.schedule = model, objective, schedule
-        self.logps_chunk, self.checkpointing = logps_chunk, gradient_checkpointing
+        self.checkpointing = trainer.gradient_checkpointing
+        self.logps = dict(chunk=trainer.logps_chunk, compiled=trainer.compile)
 
     def on_fit_start(self) -> None:
         self.model.train()  # from_pretrained and sampling leave it in eval mode
         if self.checkpointing:  # keep layer inputs only; recompute the rest in backward
-            causal_lm(self.model).gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False})
+            causal_lm(self.model).activation_checkpointing_enable(
+                activation_checkpointing_kwargs={"use_reentrant": False})
 
     def on_fit_end(self) -> None:
         if self.checkpointing:
-            causal_lm(self.model).gradient_checkpointing_disable()
+            causal_lm(self.model).activation_checkpointing_disable()
 
     def on_train_end(self) -> None:
         # callback metrics are what a spawned rank 0 hands back to the main process
@@ -48,7 +49,7 @@ class SSOPolicyModule(pl.LightningModule):
 
     def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
         pairs = [k for k in batch if k != "ref"]
-        policy = {p: split_pair(sequence_logps(self.model, batch[p], self.logps_chunk))
+        policy = {p: split_pair(sequence_logps(self.model, batch[p], **self.logps))
                   for p in pairs}
         loss, metrics = self.objective.loss(policy, batch.get("ref"))
         metrics = {self.objective.prefix + k: v for k, v in metrics.items()}
@@ -61,8 +62,7 @@ class SSOPolicyModule(pl.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]  # LoRA: adapters only
-        return adamw_cosine(params, self.schedule, self.objective.lr,
-                            int(self.trainer.estimated_stepping_batches))
+        return adamw_cosine(params, self.schedule, self.objective.lr, self.trainer)
 
 
 def optimizer_steps(trainer: pl.Trainer) -> int:

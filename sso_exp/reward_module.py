@@ -91,5 +91,4 @@ class RewardModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_cosine(self.rm.parameters(), self.schedule, self.lr,
-                            int(self.trainer.estimated_stepping_batches))
+        return adamw_cosine(self.rm.parameters(), self.schedule, self.lr, self.trainer)

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from pytorch_lightning.callbacks import TQDMProgressBar
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .callbacks import CompiledLayers, MasterWeights
 from .config import SSOConfig
 from .dataset import PairDataset, loader
 from .heap import set_mmap_threshold
@@ -24,18 +25,24 @@ from .tracking import RunLogger
 
 def make_trainer(cfg: SSOConfig, logger: RunLogger, run_dir: Path, epochs: int) -> pl.Trainer:
     """A Trainer for one training run; weights are saved as safetensors by the pipeline,
-    so Lightning's own checkpoints are off. The tqdm bar prints in logs too."""
+    so Lightning's own checkpoints are off. The tqdm bar prints in logs too. bf16-true is
+    ours (`MasterWeights`): Lightning itself runs it as 32-true."""
     s, t = cfg.schedule, cfg.trainer
     set_mmap_threshold(t.malloc_mmap_threshold_kb)
     strategy = instantiate(t.strategy) if isinstance(t.strategy, dict) else t.strategy
+    callbacks: list = [TQDMProgressBar()]
+    if t.precision == "bf16-true":
+        callbacks.append(MasterWeights())
+    if t.compile:
+        callbacks.append(CompiledLayers())
     return pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
-        precision=t.precision, max_epochs=epochs,
+        precision="32-true" if t.precision == "bf16-true" else t.precision, max_epochs=epochs,
         accumulate_grad_batches=s.grad_accum, gradient_clip_val=s.max_grad_norm,
         use_distributed_sampler=False,  # RankShards deals the ranks' batches
         logger=logger, log_every_n_steps=1, enable_checkpointing=False,
         enable_model_summary=False, default_root_dir=str(run_dir),
-        callbacks=[TQDMProgressBar()])
+        callbacks=callbacks)
 
 
 def fit(model: PreTrainedModel, tok: PreTrainedTokenizerBase, encoded: Dict[str, List[Encoded]],
@@ -50,8 +57,7 @@ def fit(model: PreTrainedModel, tok: PreTrainedTokenizerBase, encoded: Dict[str,
     trained = add_lora(model, cfg.model.lora) if cfg.model.lora.enabled else model
     trainer = make_trainer(cfg, logger, run_dir, s.epochs)
     try:
-        trainer.fit(SSOPolicyModule(trained, objective, s, t.logps_chunk,
-                                    t.gradient_checkpointing), data)
+        trainer.fit(SSOPolicyModule(trained, objective, s, t), data)
     finally:
         if trained is not model:
             merge_lora(trained)

@@ -1,7 +1,11 @@
 """Log-probs count response tokens only, and padding side does not change them."""
 import torch
 
-from sso_exp.logprobs import Encoded, chat_prompt, encode, pad, score, sequence_logps
+import pytest
+import torch.nn.functional as F
+
+from sso_exp.logprobs import (Encoded, HeadLogps, chat_prompt, encode, pad, score,
+                              sequence_logps)
 
 
 def _seqs(tok):
@@ -87,6 +91,52 @@ def test_chunked_projection_gives_the_same_values_and_gradients(tiny):
     assert torch.allclose(whole, chunked, atol=1e-5)
     assert len(g_whole) == len(g_chunked) > 0
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_whole, g_chunked))
+
+
+def _head_inputs(dtype=torch.float32):
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(11, 16, generator=gen, dtype=dtype).requires_grad_()
+    weight = torch.randn(50, 16, generator=gen).mul(0.5).requires_grad_()
+    bias = torch.randn(50, generator=gen).requires_grad_()
+    return hidden, weight, bias, torch.randint(0, 50, (11,), generator=gen)
+
+
+def _with_grads(fn, inputs, upstream):
+    hidden, weight, bias, targets = inputs
+    for t in (hidden, weight, bias):
+        t.grad = None
+    out = fn(hidden, weight, bias, targets)
+    (out * upstream).sum().backward()
+    return [out.detach()] + [t.grad.clone() for t in (hidden, weight, bias)]
+
+
+def _plain(hidden, weight, bias, targets):
+    logits = F.linear(hidden, weight, bias).float()
+    return logits.log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
+
+
+@pytest.mark.parametrize("chunk,compiled", [(0, False), (4, False), (11, False), (4, True)])
+def test_head_logps_backward_matches_autograd(chunk, compiled):
+    """The hand-written backward (onehot - softmax per chunk), plain and compiled, against
+    autograd's."""
+    inputs = _head_inputs()
+    upstream = torch.linspace(-1, 2, 11)
+    want = _with_grads(_plain, inputs, upstream)
+    got = _with_grads(lambda *a: HeadLogps.apply(*a, chunk, compiled), inputs, upstream)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_head_logps_under_bf16_autocast_match_autograd():
+    """Matmuls in bf16 on both sides, log-probs float32, gradients in fp32 parameters."""
+    inputs = _head_inputs()
+    upstream = torch.linspace(-1, 2, 11)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = _with_grads(_plain, inputs, upstream)
+        got = _with_grads(lambda *a: HeadLogps.apply(*a, 4), inputs, upstream)
+    assert got[0].dtype == torch.float32 and got[2].dtype == torch.float32
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=2e-2, rtol=2e-2)
 
 
 def test_logps_stay_float32_under_bf16_autocast(tiny):

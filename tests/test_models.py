@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from conftest import compose_cfg
-from sso_exp.models import ModelNotAvailable, check_available, load_checkpoint, save_policy
+from sso_exp.models import (ModelNotAvailable, check_available, load_checkpoint, load_policy,
+                            save_policy)
 
 
 @pytest.mark.parametrize("model,hub_id", [("qwen2", "Qwen/Qwen2-7B-Instruct"),
@@ -19,12 +20,21 @@ def test_local_folder_is_a_model(tmp_path, tiny):
     model, tok = tiny
     save_policy(model, tok, tmp_path / "ckpt")
     assert (tmp_path / "ckpt" / "model.safetensors").is_file()
-    cfg = compose_cfg(tmp_path, "model=qwen2", f"model.path={tmp_path / 'ckpt'}")
+    cfg = compose_cfg(tmp_path, "model=qwen2", f"model.path={tmp_path / 'ckpt'}", "model.dtype=float32")
     check_available(cfg.model)
-    again, tok2 = load_checkpoint(tmp_path / "ckpt")
+    again, tok2 = load_checkpoint(tmp_path / "ckpt", cfg.model)
     assert tok2.chat_template == tok.chat_template
     for a, b in zip(model.parameters(), again.parameters()):
         assert torch.equal(a, b)
+
+
+def test_attention_kernel_comes_from_the_config(tmp_path, tiny):
+    model, tok = tiny
+    save_policy(model, tok, tmp_path / "ckpt")
+    for kernel in ("eager", "sdpa"):
+        cfg = compose_cfg(tmp_path, "model=tiny", f"model.attn_implementation={kernel}")
+        assert load_policy(cfg.model)[0].config._attn_implementation == kernel
+        assert load_checkpoint(tmp_path / "ckpt", cfg.model)[0].config._attn_implementation == kernel
 
 
 def test_missing_package_is_named(tmp_path):

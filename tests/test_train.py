@@ -70,21 +70,55 @@ def test_v2_objectives(tmp_path):
     assert gen.lr == 5e-7 and gen.prefix == "generator/"
 
 
+def _history(logger, key):
+    return [m.value for m in logger.experiment.get_metric_history(logger.run_id, key)]
+
+
 def test_bf16_learns_what_fp32_learns(tmp_path):
-    """Autocast changes the matmuls only: log-softmax, log-probs and loss stay float32, so a
-    few steps from the same start give the same losses and rewards within a small tolerance."""
+    """bf16 changes the matmuls only: log-softmax, log-probs and loss stay float32, so a
+    few steps from the same start give the same losses and rewards within a small
+    tolerance, under autocast (bf16-mixed) and with bf16 weights (bf16-true)."""
     runs = {}
-    for precision in ("32-true", "bf16-mixed"):
+    for precision in ("32-true", "bf16-mixed", "bf16-true"):
         (tmp_path / precision).mkdir()
         _, logger, _ = train(tmp_path / precision, "loss=dpo", "schedule.lr=2e-3",
-                          "schedule.epochs=3", f"trainer.precision={precision}")
-        runs[precision] = {key: [m.value for m in logger.experiment.get_metric_history(
-            logger.run_id, key)] for key in ("loss", "rewards/margins", "rewards/chosen")}
-    fp32, bf16 = runs["32-true"], runs["bf16-mixed"]
-    assert len(fp32["loss"]) == len(bf16["loss"]) == 6
+                             "schedule.epochs=3", f"trainer.precision={precision}")
+        runs[precision] = {key: _history(logger, key)
+                           for key in ("loss", "rewards/margins", "rewards/chosen")}
+    fp32 = runs["32-true"]
+    assert len(fp32["loss"]) == 6
     assert fp32["rewards/margins"][-1] > 0.1  # it learned something to compare
-    for key in fp32:
-        assert bf16[key] == pytest.approx(fp32[key], abs=0.01), key
+    for precision in ("bf16-mixed", "bf16-true"):
+        for key in fp32:
+            assert runs[precision][key] == pytest.approx(fp32[key], abs=0.01), (precision, key)
+
+
+def test_bf16_true_keeps_updates_too_small_for_bf16(tmp_path):
+    """Steps of ~1e-5 vanish when added to bf16 weights; the float32 masters keep them, and
+    the model comes back in float32 having moved as the fp32 run moved."""
+    moved = {}
+    for precision in ("32-true", "bf16-true"):
+        (tmp_path / precision).mkdir()
+        start, _ = load_policy(compose_cfg(tmp_path, "model=tiny").model, seed=0)
+        _, _, model = train(tmp_path / precision, "loss=dpo", "schedule.lr=1e-5",
+                            f"trainer.precision={precision}")
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        moved[precision] = torch.cat([(p - q).flatten() for p, q in
+                                      zip(model.parameters(), start.parameters())])
+    fp32, bf16 = moved["32-true"], moved["bf16-true"]
+    assert (bf16 != 0).float().mean() > 0.9
+    assert torch.nn.functional.cosine_similarity(fp32, bf16, dim=0) > 0.95
+
+
+def test_compiled_layers_train_alike_and_are_undone(tmp_path):
+    runs = []
+    for compiled in (False, True):
+        (tmp_path / str(compiled)).mkdir()
+        _, logger, model = train(tmp_path / str(compiled), "loss=dpo", "schedule.lr=2e-3",
+                                 f"trainer.compile={compiled}")
+        runs.append(_history(logger, "loss"))
+    assert len(runs[0]) == 2 and runs[1] == pytest.approx(runs[0], abs=1e-4)
+    assert all(layer._compiled_call_impl is None for layer in model.model.layers)
 
 
 def test_gradient_checkpointing_and_chunking_do_not_change_training(tmp_path):
@@ -93,7 +127,7 @@ def test_gradient_checkpointing_and_chunking_do_not_change_training(tmp_path):
                               ("trainer.gradient_checkpointing=true", "trainer.logps_chunk=7")]):
         (tmp_path / str(i)).mkdir()
         _, logger, _ = train(tmp_path / str(i), "loss=dpo", "schedule.lr=2e-3", *args)
-        runs.append([m.value for m in logger.experiment.get_metric_history(logger.run_id, "loss")])
+        runs.append(_history(logger, "loss"))
     assert len(runs[0]) == 2 and runs[1] == pytest.approx(runs[0], abs=1e-5)
 
 

@@ -15,7 +15,7 @@ from ..evaluation import tasks
 from ..judges import JudgeError, LLMJudge, OpenAIBackend, PolicyBackend
 from ..judges.reward import RewardJudge
 from ..precision import device
-from ..models import DTYPES, check_available, load_checkpoint, load_policy, load_reward_model
+from ..models import check_available, load_checkpoint, load_policy, load_reward_model
 from ..preferences import read_training_pairs
 from ..tracking import RunLogger
 from .common import tracked_run
@@ -101,8 +101,7 @@ def run_eval(cfg: SSOConfig) -> List[Dict[str, float]]:
         check_available(cfg.model)
     with tracked_run(cfg, EVAL_COLUMNS) as (run_dir, logger, rows):
         if cfg.eval.policy:
-            model, tok = load_checkpoint(cfg.eval.policy, DTYPES[cfg.model.dtype],
-                                         cfg.model.trust_remote_code)
+            model, tok = load_checkpoint(cfg.eval.policy, cfg.model)
         else:
             model, tok = load_policy(cfg.model, cfg.schedule.seed)
         model.to(device(cfg.trainer))

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 from ..config import SSOConfig, SSOError
 from ..data import load_prompts, read_records, write_jsonl
 from ..precision import device
-from ..models import DTYPES, check_available, load_checkpoint, load_policy
+from ..models import check_available, load_checkpoint, load_policy
 from ..pair_builder import PairRound, build_pairs
 from ..resume import Progress, open_progress, stage_key
 from ..tracking import RunLogger
@@ -126,15 +126,14 @@ def latest_checkpoint(progress: Progress, name: str, stage: str) -> Optional[Pat
 
 def load_models(cfg: SSOConfig, progress: Progress):
     """The policy (and v2's generator) as the last finished training left them."""
-    dtype = DTYPES[cfg.model.dtype]
     saved = latest_checkpoint(progress, "policy", "train")
-    model, tok = (load_checkpoint(saved, dtype, cfg.model.trust_remote_code) if saved
+    model, tok = (load_checkpoint(saved, cfg.model) if saved
                   else load_policy(cfg.model, cfg.schedule.seed))
     model.to(device(cfg.trainer))
     if cfg.objective.name != "v2":
         return model, tok, None
     saved = latest_checkpoint(progress, "generator", "generator_train")
-    generator = (load_checkpoint(saved, dtype, cfg.model.trust_remote_code)[0] if saved
+    generator = (load_checkpoint(saved, cfg.model)[0] if saved
                  else copy.deepcopy(model))
     return model, tok, generator.to(device(cfg.trainer))
 
