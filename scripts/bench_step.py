@@ -4,7 +4,8 @@
 
 Our step is the real training path (config -> encode -> reference scored once under no_grad
 -> SSOPolicyModule in a Lightning Trainer): three pairs (six sequences) per query, IPO + G + W,
-with `trainer=fast` (bf16-true: bf16 weights, fp32 master copies; compiled decoder layers;
+with `trainer=fast model.attn_implementation=eager` (bf16 weights, fp32 master copies,
+compiled decoder layers and attention, glibc heap kept;
 the fp32 row runs it at 32-true).
 TRL's step is its DPOTrainer with its defaults (a reference forward every step), one pair
 per query. Hydra overrides (e.g. trainer.logps_chunk=0) change our side only. Each
@@ -28,7 +29,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-OURS = ["trainer=fast"]  # bf16 weights + fp32 masters, compiled layers; the fp32 row: 32-true
+OURS = ["trainer=fast", "model.attn_implementation=eager"]  # the fp32 row: 32-true
 PRECISION = {"float32": "32-true", "bfloat16": "bf16-true"}
 
 

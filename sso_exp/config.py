@@ -196,7 +196,8 @@ class TrainerConfig:
     gradient_checkpointing: bool = True
     compile: bool = False  # torch.compile the decoder layers while training
     logps_chunk: int = 512  # response positions per vocabulary projection (0: all at once)
-    malloc_mmap_threshold_kb: Optional[int] = None  # glibc; None: its adaptive default
+    malloc_mmap_threshold_kb: Optional[int] = None  # glibc (see heap.py); None: its default
+    malloc_trim_threshold_kb: Optional[int] = None
 
     def __post_init__(self) -> None:
         _check(self.precision in PRECISIONS, "trainer.precision",

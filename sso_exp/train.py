@@ -14,7 +14,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .callbacks import CompiledLayers, MasterWeights
 from .config import SSOConfig
 from .dataset import PairDataset, loader
-from .heap import set_mmap_threshold
+from .heap import set_malloc
 from .logprobs import Encoded
 from .losses import SeqLogps
 from .models import add_lora, merge_lora
@@ -28,7 +28,7 @@ def make_trainer(cfg: SSOConfig, logger: RunLogger, run_dir: Path, epochs: int) 
     so Lightning's own checkpoints are off. The tqdm bar prints in logs too. bf16-true is
     ours (`MasterWeights`): Lightning itself runs it as 32-true."""
     s, t = cfg.schedule, cfg.trainer
-    set_mmap_threshold(t.malloc_mmap_threshold_kb)
+    set_malloc(t.malloc_mmap_threshold_kb, t.malloc_trim_threshold_kb)
     strategy = instantiate(t.strategy) if isinstance(t.strategy, dict) else t.strategy
     callbacks: list = [TQDMProgressBar()]
     if t.precision == "bf16-true":
