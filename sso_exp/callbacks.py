@@ -2,7 +2,7 @@
 
 `MasterWeights` (trainer.precision=bf16-true): the model computes in bfloat16 while the
 optimizer updates float32 master copies, so small steps are not rounded away; at the end
-the model gets its float32 weights back, exactly. Lightning's own bf16-true would update
+the model gets the masters back in the dtype it had (float32: exactly). Lightning's own bf16-true would update
 the bf16 weights themselves and cast the batch (the reference log-probs) to bf16.
 
 `CompiledLayers` (trainer.compile=true): torch.compile each decoder layer for the run,
@@ -20,13 +20,15 @@ class MasterWeights(pl.Callback):
     def __init__(self, dtype: torch.dtype = torch.bfloat16):
         self.dtype = dtype
         self.masters: Dict[torch.nn.Parameter, torch.Tensor] = {}
+        self.loaded: Dict[torch.nn.Parameter, torch.dtype] = {}  # each one's dtype before
         self.stepped = False
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # before configure_optimizers: the optimizer is built over the bf16 parameters
-        self.masters = {p: p.detach().clone() for p in pl_module.parameters()
-                        if p.dtype == torch.float32}
-        for p in self.masters:
+        params = [p for p in pl_module.parameters() if p.is_floating_point()]
+        self.loaded = {p: p.dtype for p in params}
+        self.masters = {p: p.detach().to(torch.float32, copy=True) for p in params}
+        for p in params:
             p.data = p.data.to(self.dtype)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -41,22 +43,17 @@ class MasterWeights(pl.Callback):
             p.grad = None
         self.stepped = True
 
+    @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.stepped:
-            self._copy_to_model(self.dtype)
+        if self.stepped:  # the stepped masters, rounded into the model
+            for p, master in self.masters.items():
+                p.copy_(master)
             self.stepped = False
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._copy_to_model(torch.float32)
-        self.masters = {}
-
-    @torch.no_grad()
-    def _copy_to_model(self, dtype: torch.dtype) -> None:
-        for p, master in self.masters.items():
-            if p.dtype != dtype:
-                p.data = master.clone() if dtype == torch.float32 else master.to(dtype)
-            else:
-                p.copy_(master)
+        for p, master in self.masters.items():  # the masters themselves: no copy
+            p.data = master.to(self.loaded[p])
+        self.masters, self.loaded = {}, {}
 
 
 class CompiledLayers(pl.Callback):

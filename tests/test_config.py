@@ -61,6 +61,13 @@ def test_bad_values_name_their_key(tmp_path, override, key):
         compose_cfg(tmp_path, override)
 
 
+def test_bf16_true_is_one_process(tmp_path):
+    with pytest.raises(ConfigError, match="trainer.precision.*one process"):
+        compose_cfg(tmp_path, "trainer=ddp", "trainer.precision=bf16-true")
+    cfg = compose_cfg(tmp_path, "trainer=fast")
+    assert (cfg.trainer.precision, cfg.trainer.compile) == ("bf16-true", True)
+
+
 def test_wrong_type_names_key(tmp_path):
     with pytest.raises(OmegaConfBaseException, match="schedule.iterations"):
         compose_cfg(tmp_path, "schedule.iterations=lots")
