@@ -36,11 +36,16 @@ class MasterWeights(pl.Callback):
             for group in opt.param_groups:
                 group["params"] = [self.masters.get(p, p) for p in group["params"]]
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        # before Lightning clips: clipping and the step both see float32 gradients
+    def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # every micro-batch's bf16 gradients summed in float32 on the masters (Lightning
+        # zeroes those at each accumulation window's start), so clipping and the step see
+        # float32 gradients
         for p, master in self.masters.items():
-            master.grad = None if p.grad is None else p.grad.float()
-            p.grad = None
+            if p.grad is not None:
+                master.grad = p.grad.float() if master.grad is None else master.grad.add_(p.grad)
+                p.grad = None
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         self.stepped = True
 
     @torch.no_grad()
@@ -51,9 +56,12 @@ class MasterWeights(pl.Callback):
             self.stepped = False
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        for p, master in self.masters.items():  # the masters themselves: no copy
-            p.data = master.to(self.loaded[p])
+        for p, master in self.masters.items():  # on the device Lightning left the model on
+            p.data = master.to(device=p.device, dtype=self.loaded[p])
         self.masters, self.loaded = {}, {}
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "fit")  # Lightning skips teardown hooks then
 
 
 class CompiledLayers(pl.Callback):
@@ -69,6 +77,9 @@ class CompiledLayers(pl.Callback):
         for layer in self.layers:
             layer._compiled_call_impl = None  # what Module.compile set; no public undo
         self.layers = []
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.on_fit_end(trainer, pl_module)
 
 
 def decoder_layers(module: torch.nn.Module) -> List[torch.nn.Module]:

@@ -179,6 +179,7 @@ class ScheduleConfig:
         _check(0 <= self.warmup_ratio < 1, "schedule.warmup_ratio", "must be in [0, 1)")
 
 
+MALLOPT_MAX_KB = (2 ** 31 - 1) // 1024
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
 
@@ -203,6 +204,10 @@ class TrainerConfig:
         _check(self.precision in PRECISIONS, "trainer.precision",
                f"'{self.precision}' is not one of {', '.join(PRECISIONS)}")
         _check(self.logps_chunk >= 0, "trainer.logps_chunk", "must be >= 0")
+        for key in ("malloc_mmap_threshold_kb", "malloc_trim_threshold_kb"):
+            kb = getattr(self, key)
+            _check(kb is None or 0 <= kb <= MALLOPT_MAX_KB, f"trainer.{key}",
+                   f"must be between 0 and {MALLOPT_MAX_KB} (glibc's mallopt takes a C int)")
         _check(self.precision != "bf16-true" or (self.devices == 1 and self.num_nodes == 1),
                "trainer.precision", "bf16-true (fp32 master weights) runs in one process; "
                "use bf16-mixed with several devices")

@@ -83,15 +83,18 @@ class HeadLogps(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         kind, dtype, enabled = ctx.autocast
-        with torch.autocast(kind, dtype=dtype, enabled=enabled):
+        # no cast cache: under the pipeline's run-long autocast a cached bf16 copy of the
+        # weight would outlive this step's weights
+        with torch.autocast(kind, dtype=dtype, enabled=enabled, cache_enabled=False):
             return HeadLogps._grads(ctx, grad)
 
     @staticmethod
     def _grads(ctx, grad: Tensor):
         hidden, weight, bias, targets = ctx.saved_tensors
         g_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        g_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
-        g_bias = torch.zeros_like(bias) if ctx.needs_input_grad[2] else None
+        f32 = torch.float32  # the chunks' sums, whatever the weights' dtype
+        g_weight = torch.zeros_like(weight, dtype=f32) if ctx.needs_input_grad[1] else None
+        g_bias = torch.zeros_like(bias, dtype=f32) if ctx.needs_input_grad[2] else None
         grad_logits = _kernels(ctx.compiled)[1]
         for rows in _chunks(len(hidden), ctx.chunk):
             logits = F.linear(hidden[rows], weight, bias)
@@ -102,7 +105,8 @@ class HeadLogps(torch.autograd.Function):
                 g_weight += dlogits.T @ hidden[rows]
             if g_bias is not None:
                 g_bias += dlogits.sum(0)
-        return g_hidden, g_weight, g_bias, None, None, None
+        return (g_hidden, None if g_weight is None else g_weight.to(weight.dtype),
+                None if g_bias is None else g_bias.to(bias.dtype), None, None, None)
 
 
 def _logp_rows(logits: Tensor, targets: Tensor) -> Tensor:
@@ -136,14 +140,6 @@ def response_logps(head: torch.nn.Module, hidden: Tensor, targets: Tensor, chunk
     return HeadLogps.apply(hidden, head.weight, head.bias, targets, chunk, compiled)
 
 
-def causal_mask(attn: Tensor) -> Optional[Tensor]:
-    """None (plain causal attention) for a right-padded batch: no real token can see the
-    padding after it, so the mask adds nothing, and without one attention kernels skip
-    the upper triangle instead of computing and masking it."""
-    right_padded = bool((attn[:, 1:] <= attn[:, :-1]).all())
-    return None if right_padded else attn
-
-
 def causal_lm(model: torch.nn.Module) -> PreTrainedModel:
     """The HF model under a peft wrapper (its LoRA layers stay in place and active)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -158,7 +154,7 @@ def sequence_logps(model: torch.nn.Module, batch: Dict[str, Tensor], chunk: int 
         raise NotImplementedError(f"{type(lm).__name__}: scaled/capped logits are not supported")
     attn = batch["attention_mask"]
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
-    hidden = lm.base_model(input_ids=batch["input_ids"], attention_mask=causal_mask(attn),
+    hidden = lm.base_model(input_ids=batch["input_ids"], attention_mask=attn,
                            position_ids=positions, use_cache=False).last_hidden_state
     mask = batch["loss_mask"][:, 1:].bool()
     token_logps = response_logps(lm.get_output_embeddings(), hidden[:, :-1][mask],

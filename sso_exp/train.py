@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from pytorch_lightning.callbacks import TQDMProgressBar
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -61,5 +62,6 @@ def fit(model: PreTrainedModel, tok: PreTrainedTokenizerBase, encoded: Dict[str,
     finally:
         if trained is not model:
             merge_lora(trained)
+        torch.clear_autocast_cache()  # the run-long autocast cached casts of the old weights
     logger.step_offset += optimizer_steps(trainer)
     return mean_metrics(trainer)

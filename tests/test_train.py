@@ -17,18 +17,23 @@ RECORDS = [make_record(f"Question {i}?", "Be good.", "Be bad.", f"A fine answer 
                        f"zq xv {i} kk", f"Some answer {i}.") for i in range(4)]
 
 
-def train(tmp_path, *overrides):
+def train(tmp_path, *overrides, run_long_autocast=False):
+    """One fit; `run_long_autocast`: inside one autocast with the reference scoring, as the
+    pipeline runs (its cast cache must not serve older weights)."""
     cfg = compose_cfg(tmp_path, "model=tiny", "schedule.batch_size=2", "schedule.grad_accum=1",
                       "schedule.warmup_ratio=0", *overrides)
     model, tok = load_policy(cfg.model, seed=0)
     objective = policy_objective(cfg)
     encoded = encode_records(tok, RECORDS, objective.sequences(), 256)
+    (tmp_path / "config.yaml").write_text("x: 1\n")
+    logger = start_run(cfg, cfg.tracking, tmp_path / "config.yaml")
     with autocast(cfg.trainer):  # the reference under training's precision, as the pipeline does
         scores = score_named(model, {n: encoded[n] for n in objective.scored()},
                              tok.pad_token_id, 8)
-    (tmp_path / "config.yaml").write_text("x: 1\n")
-    logger = start_run(cfg, cfg.tracking, tmp_path / "config.yaml")
-    metrics = fit(model, tok, encoded, scores, objective, cfg, logger, 1, tmp_path)
+        if run_long_autocast:
+            metrics = fit(model, tok, encoded, scores, objective, cfg, logger, 1, tmp_path)
+    if not run_long_autocast:
+        metrics = fit(model, tok, encoded, scores, objective, cfg, logger, 1, tmp_path)
     logger.close("FINISHED")
     return metrics, logger, model
 
@@ -91,6 +96,43 @@ def test_bf16_learns_what_fp32_learns(tmp_path):
     for precision in ("bf16-mixed", "bf16-true"):
         for key in fp32:
             assert runs[precision][key] == pytest.approx(fp32[key], abs=0.01), (precision, key)
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
+def test_a_run_long_autocast_serves_no_stale_weights(tmp_path, precision):
+    """Training inside the pipeline's one autocast learns as training outside it, and
+    scoring after it sees the trained weights, not bf16 casts cached before."""
+    runs = []
+    for inside in (False, True):
+        (tmp_path / str(inside)).mkdir()
+        _, logger, model = train(tmp_path / str(inside), "loss=dpo", "schedule.lr=2e-3",
+                                 "schedule.epochs=2", f"trainer.precision={precision}",
+                                 run_long_autocast=inside)
+        runs.append(_history(logger, "loss"))
+    assert len(runs[0]) == 4 and runs[1] == pytest.approx(runs[0], abs=1e-3)
+    cfg = compose_cfg(tmp_path, "model=tiny", f"trainer.precision={precision}")
+    start, tok = load_policy(cfg.model, seed=0)
+    seqs = encode_records(tok, RECORDS, ["main_chosen"], 256)
+    with autocast(cfg.trainer):
+        score_named(start, seqs, tok.pad_token_id, 8)  # fills the cache with start's casts
+        start.load_state_dict(model.state_dict())  # in place, as training changes weights
+        torch.clear_autocast_cache()  # what fit() does when it ends
+        after = score_named(start, seqs, tok.pad_token_id, 8)["main_chosen"].sum
+    with autocast(cfg.trainer):
+        fresh = score_named(model, seqs, tok.pad_token_id, 8)["main_chosen"].sum
+    assert torch.allclose(after, fresh, atol=1e-4)
+
+
+def test_bf16_true_accumulates_micro_batches_like_fp32(tmp_path):
+    runs = {}
+    for precision in ("32-true", "bf16-true"):
+        (tmp_path / precision).mkdir()
+        _, logger, _ = train(tmp_path / precision, "loss=dpo", "schedule.lr=2e-3",
+                             "schedule.epochs=3", "schedule.batch_size=1",
+                             "schedule.grad_accum=2", f"trainer.precision={precision}")
+        runs[precision] = _history(logger, "loss")
+    assert len(runs["32-true"]) == 6 and runs["32-true"][-1] < runs["32-true"][0] - 0.3
+    assert runs["bf16-true"] == pytest.approx(runs["32-true"], abs=0.01)
 
 
 def test_bf16_true_keeps_updates_too_small_for_bf16(tmp_path):
