@@ -2,8 +2,9 @@
 
 `MasterWeights` (trainer.precision=bf16-true): the model computes in bfloat16 while the
 optimizer updates float32 master copies, so small steps are not rounded away; at the end
-the model gets the masters back in the dtype it had (float32: exactly). Lightning's own bf16-true would update
-the bf16 weights themselves and cast the batch (the reference log-probs) to bf16.
+the model gets the masters back in the dtype it had (float32: exactly). Lightning's own
+bf16-true would update the bf16 weights themselves and cast the batch (the reference
+log-probs) to bf16.
 
 `CompiledLayers` (trainer.compile=true): torch.compile each decoder layer for the run,
 one graph shared by all layers, with dynamic sequence lengths; undone at the end, so
