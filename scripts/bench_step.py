@@ -5,8 +5,7 @@
 Our step is the real training path (config -> encode -> reference scored once under no_grad
 -> SSOPolicyModule in a Lightning Trainer): three pairs (six sequences) per query, IPO + G + W,
 with `trainer=fast model.attn_implementation=eager` (bf16 weights, fp32 master copies,
-compiled decoder layers and attention, glibc heap kept;
-the fp32 row runs it at 32-true).
+compiled decoder layers and attention, glibc heap kept; the fp32 row at 32-true).
 TRL's step is its DPOTrainer with its defaults (a reference forward every step), one pair
 per query. Hydra overrides (e.g. trainer.logps_chunk=0) change our side only. Each
 measurement runs in a fresh process so its peak RSS is its own; times are medians over

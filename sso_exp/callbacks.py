@@ -1,4 +1,5 @@
-"""Lightning callbacks that make a training run faster without changing what it learns.
+"""Lightning callbacks that make a training run faster without changing what it learns,
+and one that keeps autocast's cached casts from outliving the weights they were cast from.
 
 `MasterWeights` (trainer.precision=bf16-true): the model computes in bfloat16 while the
 optimizer updates float32 master copies, so small steps are not rounded away; at the end
@@ -63,6 +64,15 @@ class MasterWeights(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.teardown(trainer, pl_module, "fit")  # Lightning skips teardown hooks then
+
+
+class FreshCasts(pl.Callback):
+    """The pipeline keeps one autocast open for a whole run, and autocast caches its bf16
+    casts of the weights until the outermost one exits: after training, sampling and
+    scoring would reuse casts of the weights as they were before it."""
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        torch.clear_autocast_cache()
 
 
 class CompiledLayers(pl.Callback):

@@ -13,6 +13,7 @@ from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .batching import length_batches
+from .config import TrainerConfig
 from .losses import SeqLogps
 
 
@@ -145,7 +146,7 @@ def causal_lm(model: torch.nn.Module) -> PreTrainedModel:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def sequence_logps(model: torch.nn.Module, batch: Dict[str, Tensor], chunk: int = 1024,
+def sequence_logps(model: torch.nn.Module, batch: Dict[str, Tensor], chunk: int = TrainerConfig.logps_chunk,
                    compiled: bool = False) -> SeqLogps:
     """Summed log-probs of the masked tokens per row. The decoder runs once; only response
     positions go through the vocabulary projection, in chunks of `chunk` positions."""
@@ -166,7 +167,7 @@ def sequence_logps(model: torch.nn.Module, batch: Dict[str, Tensor], chunk: int 
 
 @torch.no_grad()
 def score(model: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int,
-          batch_size: int, desc: Optional[str] = None, chunk: int = 1024) -> SeqLogps:
+          batch_size: int, desc: Optional[str] = None, chunk: int = TrainerConfig.logps_chunk) -> SeqLogps:
     """Log-probs of many sequences without gradient, batched by length to cut padding."""
     sums, counts = torch.zeros(len(seqs)), torch.zeros(len(seqs))
     was_training = model.training
@@ -180,7 +181,7 @@ def score(model: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int,
 
 
 def score_named(model: PreTrainedModel, encoded: Dict[str, List[Encoded]], pad_id: int,
-                batch_size: int, chunk: int = 1024) -> Dict[str, SeqLogps]:
+                batch_size: int, chunk: int = TrainerConfig.logps_chunk) -> Dict[str, SeqLogps]:
     """`score` for each named list of sequences (a record set's chosen, rejected, ...)."""
     return {name: score(model, seqs, pad_id, batch_size, f"scoring {name}", chunk)
             for name, seqs in encoded.items()}

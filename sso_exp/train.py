@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from pytorch_lightning.callbacks import TQDMProgressBar
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .callbacks import CompiledLayers, MasterWeights
+from .callbacks import CompiledLayers, FreshCasts, MasterWeights
 from .config import SSOConfig
 from .dataset import PairDataset, loader
 from .heap import set_malloc
@@ -31,7 +30,7 @@ def make_trainer(cfg: SSOConfig, logger: RunLogger, run_dir: Path, epochs: int) 
     s, t = cfg.schedule, cfg.trainer
     set_malloc(t.malloc_mmap_threshold_kb, t.malloc_trim_threshold_kb)
     strategy = instantiate(t.strategy) if isinstance(t.strategy, dict) else t.strategy
-    callbacks: list = [TQDMProgressBar()]
+    callbacks: list = [TQDMProgressBar(), FreshCasts()]
     if t.precision == "bf16-true":
         callbacks.append(MasterWeights())
     if t.compile:
@@ -62,6 +61,5 @@ def fit(model: PreTrainedModel, tok: PreTrainedTokenizerBase, encoded: Dict[str,
     finally:
         if trained is not model:
             merge_lora(trained)
-        torch.clear_autocast_cache()  # the run-long autocast cached casts of the old weights
     logger.step_offset += optimizer_steps(trainer)
     return mean_metrics(trainer)

@@ -55,7 +55,8 @@ def test_unknown_option_fails(tmp_path):
     ("mode.on_empty=maybe", "mode.on_empty"), ("model.source=hub", "model.source"),
     ("principle.num_features=8", "principle.num_features"),
     ("trainer.precision=bf15", "trainer.precision"), ("generation.backend=tgi", "generation.backend"),
-    ("model.lora.r=0", "model.lora.r"), ("trainer.logps_chunk=-1", "trainer.logps_chunk")])
+    ("model.lora.r=0", "model.lora.r"), ("trainer.logps_chunk=-1", "trainer.logps_chunk"),
+    ("trainer.malloc_trim_threshold_kb=4194304", "trainer.malloc_trim_threshold_kb")])
 def test_bad_values_name_their_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key):
         compose_cfg(tmp_path, override)

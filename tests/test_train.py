@@ -1,5 +1,7 @@
 """One iteration's training on model=tiny: the reference is the policy at the start of the
 iteration, and the loss learns the pairs it is given."""
+from contextlib import nullcontext
+
 import pytest
 import torch
 
@@ -17,9 +19,7 @@ RECORDS = [make_record(f"Question {i}?", "Be good.", "Be bad.", f"A fine answer 
                        f"zq xv {i} kk", f"Some answer {i}.") for i in range(4)]
 
 
-def train(tmp_path, *overrides, run_long_autocast=False):
-    """One fit; `run_long_autocast`: inside one autocast with the reference scoring, as the
-    pipeline runs (its cast cache must not serve older weights)."""
+def train(tmp_path, *overrides):
     cfg = compose_cfg(tmp_path, "model=tiny", "schedule.batch_size=2", "schedule.grad_accum=1",
                       "schedule.warmup_ratio=0", *overrides)
     model, tok = load_policy(cfg.model, seed=0)
@@ -30,10 +30,7 @@ def train(tmp_path, *overrides, run_long_autocast=False):
     with autocast(cfg.trainer):  # the reference under training's precision, as the pipeline does
         scores = score_named(model, {n: encoded[n] for n in objective.scored()},
                              tok.pad_token_id, 8)
-        if run_long_autocast:
-            metrics = fit(model, tok, encoded, scores, objective, cfg, logger, 1, tmp_path)
-    if not run_long_autocast:
-        metrics = fit(model, tok, encoded, scores, objective, cfg, logger, 1, tmp_path)
+    metrics = fit(model, tok, encoded, scores, objective, cfg, logger, 1, tmp_path)
     logger.close("FINISHED")
     return metrics, logger, model
 
@@ -100,24 +97,21 @@ def test_bf16_learns_what_fp32_learns(tmp_path):
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
 def test_a_run_long_autocast_serves_no_stale_weights(tmp_path, precision):
-    """Training inside the pipeline's one autocast learns as training outside it, and
-    scoring after it sees the trained weights, not bf16 casts cached before."""
+    """Inside one autocast kept open across scoring and training, as the pipeline runs,
+    training learns as it does outside it, and scoring after it sees the trained weights,
+    not bf16 casts cached before."""
+    cfg = compose_cfg(tmp_path, "model=tiny", f"trainer.precision={precision}")
     runs = []
     for inside in (False, True):
         (tmp_path / str(inside)).mkdir()
-        _, logger, model = train(tmp_path / str(inside), "loss=dpo", "schedule.lr=2e-3",
-                                 "schedule.epochs=2", f"trainer.precision={precision}",
-                                 run_long_autocast=inside)
+        with autocast(cfg.trainer) if inside else nullcontext():
+            _, logger, model = train(tmp_path / str(inside), "loss=dpo", "schedule.lr=2e-3",
+                                     "schedule.epochs=2", f"trainer.precision={precision}")
+            tok = load_policy(cfg.model)[1]
+            seqs = encode_records(tok, RECORDS, ["main_chosen"], 256)
+            after = score_named(model, seqs, tok.pad_token_id, 8)["main_chosen"].sum
         runs.append(_history(logger, "loss"))
     assert len(runs[0]) == 4 and runs[1] == pytest.approx(runs[0], abs=1e-3)
-    cfg = compose_cfg(tmp_path, "model=tiny", f"trainer.precision={precision}")
-    start, tok = load_policy(cfg.model, seed=0)
-    seqs = encode_records(tok, RECORDS, ["main_chosen"], 256)
-    with autocast(cfg.trainer):
-        score_named(start, seqs, tok.pad_token_id, 8)  # fills the cache with start's casts
-        start.load_state_dict(model.state_dict())  # in place, as training changes weights
-        torch.clear_autocast_cache()  # what fit() does when it ends
-        after = score_named(start, seqs, tok.pad_token_id, 8)["main_chosen"].sum
     with autocast(cfg.trainer):
         fresh = score_named(model, seqs, tok.pad_token_id, 8)["main_chosen"].sum
     assert torch.allclose(after, fresh, atol=1e-4)
