@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) -m sso_exp $(ARGS)
 
+# lint first (ruff's linter and formatter, configured in pyproject.toml), then the suite
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -2,12 +2,13 @@
 
     .venv/bin/python scripts/bench_generate.py [--queries 8] [--baseline-prompts 9] [overrides ...]
 
-The stage is the pipeline's own (`pair_builder.sample_prompts` under the trainer config's
+The stage is the pipeline's own (the configured `Sampler` under the trainer config's
 autocast): three chat prompts per query (p+ / p- as system prompts, and none), sampled with
-the schedule's temperature, top-p, max_new_tokens and generation_batch_size. The baseline
+the generation config's temperature, top-p, max_new_tokens and batch size. The baseline
 calls `model.generate` once per prompt in float32 (no batching, no autocast) on the first
 `--baseline-prompts` of the same prompts. Tokens are counted up to and including EOS. The
 last line reads `speedup=<stage tok/s / sequential tok/s>`."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 def stage_prompts(cfg, n: int):
     """(system, query) for y+, y- and y0 of the first n demo queries, steered by the first
     two predefined features."""
-    from sso_exp.data import load_prompts
-    from sso_exp.principles import steer
+    from sso_exp.data.records import load_prompts
+    from sso_exp.steering.principles import steer
+
     st = steer([f.name for f in cfg.principle.features[:2]], cfg.principle)
-    return [(system, q) for q in load_prompts(cfg.data.prompts)[:n]
-            for system in (st.p_system, st.n_system, None)]
+    return [
+        (system, q)
+        for q in load_prompts(cfg.data.prompts)[:n]
+        for system in (st.p_system, st.n_system, None)
+    ]
 
 
 def generated_tokens(tok, texts) -> int:
@@ -43,19 +48,25 @@ def sequential(model, tok, prompts, s) -> list:
     texts = []
     for text in prompts:
         enc = tok(text, return_tensors="pt", add_special_tokens=False)
-        out = model.generate(**enc, do_sample=True, temperature=s.temperature, top_p=s.top_p,
-                             top_k=0, max_new_tokens=s.max_new_tokens,
-                             pad_token_id=tok.pad_token_id)
-        texts.append(tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True).strip())
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=0,
+            max_new_tokens=s.max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+        )
+        texts.append(tok.decode(out[0, enc.input_ids.shape[1] :], skip_special_tokens=True).strip())
     return texts
 
 
 def main() -> None:
     from conftest import compose_cfg
-    from sso_exp.logprobs import chat_prompt
-    from sso_exp.models import load_policy
-    from sso_exp.pair_builder import sample_prompts
-    from sso_exp.precision import autocast
+    from sso_exp.data.encoding import chat_prompt
+    from sso_exp.models.device import autocast
+    from sso_exp.models.loading import load_policy
+    from sso_exp.steering.sampling import make_sampler
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=8)
@@ -64,27 +75,36 @@ def main() -> None:
     args = parser.parse_args()
     cfg = compose_cfg(Path(tempfile.mkdtemp()), *args.overrides)
     model, tok = load_policy(cfg.model)
-    s = cfg.schedule
+    g = cfg.generation
     prompts = stage_prompts(cfg, args.queries)
-    print(f"{len(prompts)} prompts, max_new_tokens={s.max_new_tokens}, batch "
-          f"{s.generation_batch_size}, precision {cfg.trainer.precision}, "
-          f"{torch.get_num_threads()} threads", flush=True)
+    print(
+        f"{len(prompts)} prompts, max_new_tokens={g.max_new_tokens}, batch "
+        f"{g.batch_size}, precision {cfg.trainer.precision}, "
+        f"{torch.get_num_threads()} threads",
+        flush=True,
+    )
     torch.manual_seed(0)
     start = time.perf_counter()
     with autocast(cfg.trainer):
-        texts = sample_prompts(model, tok, prompts, cfg, s.max_new_tokens, "y+/y-/y0")
+        texts = make_sampler(model, tok, g, cfg.schedule.seed).sample(
+            prompts, g.max_new_tokens, "y+/y-/y0"
+        )
     stage_s = time.perf_counter() - start
     stage_tps = generated_tokens(tok, texts) / stage_s
-    chats = [chat_prompt(tok, system, q) for system, q in prompts[:args.baseline_prompts]]
+    chats = [chat_prompt(tok, system, q) for system, q in prompts[: args.baseline_prompts]]
     start = time.perf_counter()
-    base = sequential(model, tok, chats, s)
+    base = sequential(model, tok, chats, g)
     base_s = time.perf_counter() - start
     base_tps = generated_tokens(tok, base) / base_s
     print("| sampler | prompts | tokens | seconds | tokens/s |\n|---|---|---|---|---|")
-    print(f"| sequential generate, fp32 | {len(chats)} | {generated_tokens(tok, base)} | "
-          f"{base_s:.1f} | {base_tps:.1f} |")
-    print(f"| y+/y-/y0 stage | {len(prompts)} | {generated_tokens(tok, texts)} | "
-          f"{stage_s:.1f} | {stage_tps:.1f} |")
+    print(
+        f"| sequential generate, fp32 | {len(chats)} | {generated_tokens(tok, base)} | "
+        f"{base_s:.1f} | {base_tps:.1f} |"
+    )
+    print(
+        f"| y+/y-/y0 stage | {len(prompts)} | {generated_tokens(tok, texts)} | "
+        f"{stage_s:.1f} | {stage_tps:.1f} |"
+    )
     print(f"speedup={stage_tps / base_tps:.2f}")
 
 

@@ -13,6 +13,7 @@ measurement runs in a fresh process so its peak RSS is its own; times are median
 trained token and 2 x params x tokens per reference token, against a matmul peak measured
 here for the dtype. The last line reads `ratio=<SSO q/s / TRL pairs/s, bf16> mfu=<SSO bf16
 MFU> peak_rss_gb=<SSO bf16 peak RSS>`."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,34 +41,46 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
         t = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def records(tok, queries: int, tokens: int):
     """`queries` demo queries with responses sized so each sequence is ~`tokens` long."""
-    from sso_exp.data import load_prompts
+    from sso_exp.data.records import load_prompts
+
     filler = "The answer weighs each point with care, gives an example and checks it. "
     per = len(tok(filler, add_special_tokens=False).input_ids)
     out = []
     for i, q in enumerate(load_prompts(None)[:queries]):
         n = max(1, (tokens - 60) // per)
-        text = lambda tag: f"{tag} {i}. " + filler * n  # noqa: E731
-        out.append({"instruction": q, "chosen": text("Yes"), "rejected": text("No"),
-                    "raw": text("Maybe"), "p_system": "Be thorough and kind.",
-                    "n_system": "Be curt and careless.", "history": []})
+        text = lambda tag, i=i, n=n: f"{tag} {i}. " + filler * n  # noqa: E731
+        out.append(
+            {
+                "instruction": q,
+                "chosen": text("Yes"),
+                "rejected": text("No"),
+                "raw": text("Maybe"),
+                "p_system": "Be thorough and kind.",
+                "n_system": "Be curt and careless.",
+                "history": [],
+            }
+        )
     return out
 
 
 def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: int):
     """Step times, trained tokens per step, reference tokens per step (none: scored once)."""
     import pytorch_lightning as pl
-    from sso_exp.dataset import PairDataset, encode_records, loader, sequence_names
-    from sso_exp.logprobs import score_named
-    from sso_exp.models import load_policy
-    from sso_exp.objectives import policy_objective
-    from sso_exp.policy_module import SSOPolicyModule
-    from sso_exp.precision import autocast
-    from sso_exp.train import make_trainer
+
+    from sso_exp.data.encoding import encode_records, sequence_names
+    from sso_exp.data.pairs import PairDataset, loader
+    from sso_exp.models.device import autocast
+    from sso_exp.models.loading import load_policy
+    from sso_exp.models.logprobs import score_named
+    from sso_exp.training.fit import make_trainer
+    from sso_exp.training.objectives import policy_objective
+    from sso_exp.training.optim import build
+    from sso_exp.training.policy_module import SSOPolicyModule
 
     times: list = []
 
@@ -79,38 +92,68 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
             times.append(time.perf_counter() - self.t0)
 
     tmp = Path(tempfile.mkdtemp())
-    cfg = config(*OURS, f"schedule.batch_size={queries}", "schedule.grad_accum=1",
-                 f"schedule.max_length={tokens + 64}", f"trainer.precision={precision}",
-                 *overrides)
+    cfg = config(
+        *OURS,
+        f"schedule.batch_size={queries}",
+        "schedule.grad_accum=1",
+        f"schedule.max_length={tokens + 64}",
+        f"trainer.precision={precision}",
+        *overrides,
+    )
     model, tok = load_policy(cfg.model)
-    objective = policy_objective(cfg)
-    encoded = encode_records(tok, records(tok, queries, tokens) * (steps + 1),
-                             objective.sequences(), cfg.schedule.max_length)
+    objective = policy_objective(cfg.loss, cfg.objective)
+    encoded = encode_records(
+        tok,
+        records(tok, queries, tokens) * (steps + 1),
+        objective.sequences(),
+        cfg.schedule.max_length,
+    )
     with autocast(cfg.trainer):  # once per iteration in the pipeline: not part of the step
-        scores = score_named(model, {n: encoded[n] for n in objective.scored()},
-                             tok.pad_token_id, cfg.schedule.generation_batch_size,
-                             cfg.trainer.logps_chunk)
-    data = loader(PairDataset(encoded, objective.pairs, scores), queries, tok.pad_token_id,
-                  shuffle=False, seed=0)
-    trainer = make_trainer(cfg, False, tmp, epochs=1)
+        scores = score_named(
+            model,
+            {n: encoded[n] for n in objective.scored()},
+            tok.pad_token_id,
+            cfg.scoring.batch_size,
+            cfg.trainer.logps_chunk,
+        )
+    data = loader(
+        PairDataset(encoded, objective.pairs, scores),
+        queries,
+        tok.pad_token_id,
+        shuffle=False,
+        seed=0,
+    )
+    trainer = make_trainer(cfg.trainer, cfg.schedule, False, tmp, epochs=1)
     trainer.callbacks.append(Timer())
-    trainer.fit(SSOPolicyModule(model, objective, cfg.schedule, cfg.trainer), data)
-    trained = sum(len(encoded[n][i].ids) for n in sequence_names(objective.pairs)
-                  for i in range(queries))
+    s = cfg.schedule
+    trainer.fit(
+        SSOPolicyModule(model, objective, build(s.optimizer), build(s.lr_scheduler), cfg.trainer),
+        data,
+    )
+    trained = sum(
+        len(encoded[n][i].ids) for n in sequence_names(objective.pairs) for i in range(queries)
+    )
     return times[1:], trained, 0
 
 
 def trl_step_times(precision: str, queries: int, tokens: int, steps: int):
     """TRL's step times; its reference model runs on every step's tokens again."""
-    from sso_exp.dataset import encode_records
-    from sso_exp.models import load_tokenizer
     from trl_dpo import trl_dpo_step_times
+
+    from sso_exp.data.encoding import encode_records
+    from sso_exp.models.loading import load_tokenizer
+
     path = model_dir()
     tok = load_tokenizer(path)
     recs = records(tok, queries, tokens)
-    rows = [{"prompt": [{"role": "user", "content": r["instruction"]}],
-             "chosen": [{"role": "assistant", "content": r["chosen"]}],
-             "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in recs]
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": r["instruction"]}],
+            "chosen": [{"role": "assistant", "content": r["chosen"]}],
+            "rejected": [{"role": "assistant", "content": r["rejected"]}],
+        }
+        for r in recs
+    ]
     dtype = "bfloat16" if precision.startswith("bf16") else "float32"  # TRL's bf16: autocast
     times = trl_dpo_step_times(str(path), rows, dtype, tokens + 64, steps + 1)
     enc = encode_records(tok, recs, ["main_chosen", "main_rejected"], tokens + 64)
@@ -120,11 +163,13 @@ def trl_step_times(precision: str, queries: int, tokens: int, steps: int):
 
 def config(*overrides):
     from conftest import compose_cfg
+
     return compose_cfg(Path(tempfile.mkdtemp()), *overrides)
 
 
 def model_dir() -> Path:
-    from sso_exp.models import gguf_cache
+    from sso_exp.models.loading import gguf_cache
+
     return gguf_cache(config().model)
 
 
@@ -132,6 +177,7 @@ def flops_per_token(seq_len: int):
     """(trained, reference-only) FLOPs per token of the embedded model: 6N (+ attention)
     with a backward pass, 2N (+ attention) without; N counted on the meta device."""
     from transformers import AutoConfig, AutoModelForCausalLM
+
     c = AutoConfig.from_pretrained(model_dir())
     with torch.device("meta"):
         n = sum(p.numel() for p in AutoModelForCausalLM.from_config(c).parameters())
@@ -145,15 +191,23 @@ def measure(which: str, overrides, precision: str, queries: int, tokens: int, st
         times, trained, ref = sso_step_times(overrides, precision, queries, tokens, steps)
     else:
         times, trained, ref = trl_step_times(precision, queries, tokens, steps)
-    out.put({"step_s": statistics.median(times), "trained": trained, "ref": ref,
-             "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20})
+    out.put(
+        {
+            "step_s": statistics.median(times),
+            "trained": trained,
+            "ref": ref,
+            "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        }
+    )
 
 
 def run(which, overrides, precision, args) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=measure, args=(which, overrides, precision, args.queries,
-                                             args.tokens, args.steps, out))
+    proc = ctx.Process(
+        target=measure,
+        args=(which, overrides, precision, args.queries, args.tokens, args.steps, out),
+    )
     proc.start()
     proc.join()
     if proc.exitcode != 0:
@@ -171,24 +225,46 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     train_f, ref_f = flops_per_token(args.tokens)
-    print(f"{args.queries} queries x ~{args.tokens} tokens, median of {args.steps} steps, "
-          f"{torch.get_num_threads()} threads; ours: {' '.join(OURS + args.overrides)}")
-    header = ("dtype", "peak TFLOP/s", "SSO q/s", "TRL pairs/s", "ratio", "SSO MFU", "TRL MFU",
-              "SSO RSS GB", "TRL RSS GB")
+    print(
+        f"{args.queries} queries x ~{args.tokens} tokens, median of {args.steps} steps, "
+        f"{torch.get_num_threads()} threads; ours: {' '.join(OURS + args.overrides)}"
+    )
+    header = (
+        "dtype",
+        "peak TFLOP/s",
+        "SSO q/s",
+        "TRL pairs/s",
+        "ratio",
+        "SSO MFU",
+        "TRL MFU",
+        "SSO RSS GB",
+        "TRL RSS GB",
+    )
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)
     for dtype in args.dtypes.split(","):
         peak = matmul_peak(getattr(torch, dtype))
         sso = run("sso", args.overrides, PRECISION[dtype], args)
         trl = run("trl", [], PRECISION[dtype], args)
-        mfu = lambda r: (train_f * r["trained"] + ref_f * r["ref"]) / r["step_s"] / peak  # noqa: E731
-        row = {"dtype": dtype, "sso_qps": args.queries / sso["step_s"],
-               "trl_pps": args.queries / trl["step_s"], "sso_mfu": mfu(sso),
-               "trl_mfu": mfu(trl), "rss": sso["rss_gb"]}
+
+        def mfu(r, peak=peak):
+            return (train_f * r["trained"] + ref_f * r["ref"]) / r["step_s"] / peak
+
+        row = {
+            "dtype": dtype,
+            "sso_qps": args.queries / sso["step_s"],
+            "trl_pps": args.queries / trl["step_s"],
+            "sso_mfu": mfu(sso),
+            "trl_mfu": mfu(trl),
+            "rss": sso["rss_gb"],
+        }
         row["ratio"] = row["sso_qps"] / row["trl_pps"]
         rows.append(row)
-        print(f"| {dtype} | {peak / 1e12:.3f} | {row['sso_qps']:.3f} | {row['trl_pps']:.3f} | "
-              f"{row['ratio']:.2f} | {row['sso_mfu']:.1%} | {row['trl_mfu']:.1%} | "
-              f"{sso['rss_gb']:.2f} | {trl['rss_gb']:.2f} |", flush=True)
+        print(
+            f"| {dtype} | {peak / 1e12:.3f} | {row['sso_qps']:.3f} | {row['trl_pps']:.3f} | "
+            f"{row['ratio']:.2f} | {row['sso_mfu']:.1%} | {row['trl_mfu']:.1%} | "
+            f"{sso['rss_gb']:.2f} | {trl['rss_gb']:.2f} |",
+            flush=True,
+        )
     last = rows[-1]
     print(f"ratio={last['ratio']:.2f} mfu={last['sso_mfu']:.3f} peak_rss_gb={last['rss']:.2f}")
 

@@ -4,6 +4,7 @@
 
 Samples the resident memory of the job's whole process tree every 0.2 s; the last line
 reads `wall_s=<s> peak_rss_gb=<GB>`. The issue's target: <= 600 s after set-up."""
+
 from __future__ import annotations
 
 import subprocess

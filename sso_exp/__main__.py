@@ -1,4 +1,5 @@
 """`python -m sso_exp [group=option ...] [key=value ...]`: the one entry point."""
+
 from __future__ import annotations
 
 import logging
@@ -10,28 +11,34 @@ import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from . import vllm_sampling
-from .config import ConfigError, SSOConfig, SSOError, validate
+from .config import SSOConfig, register, validate
+from .errors import ConfigError, SSOError
+from .pipeline.evaluate import run_eval
+from .pipeline.inputs import check_inputs
 from .pipeline.offline import run_offline
 from .pipeline.online import run_online
-from .pipeline.evaluate import run_eval
 from .pipeline.reward import run_rm, run_rm_score
-from .sweep import in_multirun
+from .tracking.sweep import in_multirun
 
 log = logging.getLogger("sso_exp")
-MODES = {"online": run_online, "offline": run_offline, "rm": run_rm, "rm_score": run_rm_score,
-         "eval": run_eval}
+MODES = {
+    "online": run_online,
+    "offline": run_offline,
+    "rm": run_rm,
+    "rm_score": run_rm_score,
+    "eval": run_eval,
+}
+register()
 
 
 def run(cfg: DictConfig) -> Optional[float]:
-    """Validate, run the mode; returns `optimized_metric` of the last summary row (what a
-    hyperparameter sweeper optimises), or None when none is asked for."""
+    """Validate, check the inputs, run the mode; returns `optimized_metric` of the last
+    summary row (what a hyperparameter sweeper optimises), or None when none is asked for."""
     try:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
-    if config.generation.backend == "vllm":
-        vllm_sampling.check_available()  # before any work
+    config = check_inputs(config)
     return optimized_value(config, MODES[config.mode.name](config))
 
 
@@ -41,8 +48,9 @@ def optimized_value(cfg: SSOConfig, rows: List[Dict[str, float]]) -> Optional[fl
         return None
     if not rows or key not in rows[-1]:  # the run's work stands; only the search loses it
         known = sorted(rows[-1]) if rows else []
-        log.warning("config key 'optimized_metric': the run reported no '%s'; it reported %s",
-                    key, known)
+        log.warning(
+            "config key 'optimized_metric': the run reported no '%s'; it reported %s", key, known
+        )
         return None
     value = float(rows[-1][key])
     return value if math.isfinite(value) else None

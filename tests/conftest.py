@@ -1,4 +1,7 @@
-"""Shared fixtures: composed configs, and a tiny random Llama with the real SmolLM2 tokenizer."""
+"""Shared fixtures: composed configs, a tiny random Llama with the real SmolLM2 tokenizer,
+and the data folder of public files ($SSO_EXP_DATA; the tests that need it are skipped,
+saying why, where it is not set)."""
+
 from __future__ import annotations
 
 import os
@@ -11,22 +14,38 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
-from sso_exp.config import validate
-from sso_exp.models import load_policy
+from sso_exp.config import register, validate
+from sso_exp.models.loading import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # small files made for the tests
+register()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The data folder of public files (docs/data.md), from $SSO_EXP_DATA."""
+    folder = os.environ.get("SSO_EXP_DATA")
+    if not folder or not Path(folder).is_dir():
+        pytest.skip("needs the public data files: set SSO_EXP_DATA to their folder (docs/data.md)")
+    return Path(folder).resolve()
 
 
 def compose_cfg(tmp_path: Path, *overrides: str):
     """The composed and validated config, with outputs under tmp_path."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[*overrides, f"output_dir={tmp_path}/run",
-                                           f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-                                           f"tracking.artifact_location={tmp_path}/art"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "config",
+            overrides=[
+                *overrides,
+                f"output_dir={tmp_path}/run",
+                f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+                f"tracking.artifact_location={tmp_path}/art",
+            ],
+            return_hydra_config=True,
+        )
         HydraConfig.instance().set_config(cfg)
         return validate(cfg)
 
@@ -34,13 +53,26 @@ def compose_cfg(tmp_path: Path, *overrides: str):
 def run_cli(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m sso_exp` in a subprocess, its outputs and MLflow store under tmp_path."""
     flags = [a for a in overrides if a.startswith("-")]  # argparse wants them first
-    cmd = [sys.executable, "-m", "sso_exp", *flags, f"hydra.run.dir={tmp_path}/run",
-           f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-           f"tracking.artifact_location={tmp_path}/art",
-           *[a for a in overrides if not a.startswith("-")]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sso_exp",
+        *flags,
+        f"hydra.run.dir={tmp_path}/run",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.artifact_location={tmp_path}/art",
+        *[a for a in overrides if not a.startswith("-")],
+    ]
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +82,37 @@ def tiny(tmp_path_factory):
     return load_policy(cfg.model, seed=0)
 
 
-TINY_ARGS = ("model=tiny", "schedule.iterations=2", "schedule.queries_per_iteration=4",
-             "schedule.max_new_tokens=12", "schedule.batch_size=2", "schedule.grad_accum=1",
-             "principle.identify_max_new_tokens=8", "schedule.lr=1e-3")
+TINY_ARGS = (
+    "model=tiny",
+    "schedule.iterations=2",
+    "schedule.queries_per_iteration=4",
+    "generation.max_new_tokens=12",
+    "schedule.batch_size=2",
+    "schedule.grad_accum=1",
+    "principle.identify_max_new_tokens=8",
+    "schedule.optimizer.lr=1e-3",
+)
+
+
+def close(a, b, ulps: int = 256) -> bool:
+    """a equals b up to float rounding: `ulps` units of b's dtype at b's magnitude (sums
+    taken in another order or another kernel, e.g. AMX vs AVX-512, differ by that much)."""
+    import torch
+
+    eps = torch.finfo(b.dtype).eps
+    return torch.allclose(a, b, rtol=0, atol=ulps * eps * max(1.0, b.abs().max().item()))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_rng():
+    """Each test gets the global random streams back as they were (torch, random, numpy)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    py, npy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        yield
+    random.setstate(py)
+    np.random.set_state(npy)

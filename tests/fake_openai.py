@@ -1,13 +1,18 @@
 """A fake OpenAI-compatible chat-completions server on 127.0.0.1, for judge tests."""
+
 from __future__ import annotations
 
 import json
 import threading
 import time
+from dataclasses import fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List
 
-from sso_exp.judges import OpenAIBackend
+from omegaconf import MISSING
+
+from sso_exp.config.evaluation import OpenAIJudgeConfig
+from sso_exp.evaluation.judges import OpenAIBackend
 
 TIMEOUT_S = 0.2  # the client's
 SLOW_S = 0.6  # a "slow" reply comes after this long
@@ -28,12 +33,17 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"path": self.path, "headers": dict(self.headers),
-                                      "body": body})
+                fake.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body}
+                )
                 mode = fake.failures.pop(0) if fake.failures else "ok"
                 if mode.isdigit():
-                    echo = {"error": {"message": "failed on cue",
-                                      "auth": self.headers.get("Authorization")}}
+                    echo = {
+                        "error": {
+                            "message": "failed on cue",
+                            "auth": self.headers.get("Authorization"),
+                        }
+                    }
                     return self._send(int(mode), json.dumps(echo).encode())
                 if mode == "malformed":
                     return self._send(200, b'{"choices": [{"message": ')
@@ -56,16 +66,26 @@ class FakeOpenAI:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def completion(self, request: Dict) -> Dict:
         content = self.reply(request["messages"])
-        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                "model": request["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
 
     @property
     def base_url(self) -> str:
@@ -73,10 +93,17 @@ class FakeOpenAI:
 
     def backend(self, **kwargs) -> OpenAIBackend:
         """A client for this server with test-sized timeout and back-off."""
-        return OpenAIBackend(**{"base_url": self.base_url, "model": "judge-model",
-                                "timeout_s": TIMEOUT_S, "backoff_s": 0.01, **kwargs})
+        return make_backend(
+            **{
+                "base_url": self.base_url,
+                "model": "judge-model",
+                "timeout_s": TIMEOUT_S,
+                "backoff_s": 0.01,
+                **kwargs,
+            }
+        )
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self.thread.start()
         return self
 
@@ -84,3 +111,13 @@ class FakeOpenAI:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def make_backend(**kwargs) -> OpenAIBackend:
+    """An OpenAIBackend with the config's defaults for what `kwargs` leaves out."""
+    defaults = {
+        f.name: f.default
+        for f in fields(OpenAIJudgeConfig)
+        if not f.name.startswith("_") and f.default is not MISSING
+    }
+    return OpenAIBackend(**{**defaults, **kwargs})

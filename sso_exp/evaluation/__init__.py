@@ -1,1 +1,2 @@
-"""Evaluation metrics as pure functions: AlpacaEval-style win rates and GSM8K exact match."""
+"""Evaluation: the benchmark tasks (AlpacaEval-, MT-Bench- and GSM8K-style, SSO's own
+signal accuracy), their judges and statistics (win rates, intervals)."""

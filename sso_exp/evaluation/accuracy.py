@@ -1,5 +1,6 @@
 """Accuracy with a 95% Wilson score interval: honest at small n and near 0 or 1, where the
 normal approximation leaves [0, 1]."""
+
 from __future__ import annotations
 
 import math
@@ -20,5 +21,9 @@ def wilson_interval(correct: int, n: int, z: float = Z95) -> Tuple[float, float]
 def accuracy_metrics(prefix: str, hits: Sequence[bool]) -> Dict[str, float]:
     """`{prefix}/accuracy`, its 95% interval and n, accuracies as fractions."""
     low, high = wilson_interval(sum(hits), len(hits))
-    return {f"{prefix}/accuracy": sum(hits) / len(hits), f"{prefix}/accuracy_ci_low": low,
-            f"{prefix}/accuracy_ci_high": high, f"{prefix}/n": len(hits)}
+    return {
+        f"{prefix}/accuracy": sum(hits) / len(hits),
+        f"{prefix}/accuracy_ci_low": low,
+        f"{prefix}/accuracy_ci_high": high,
+        f"{prefix}/n": len(hits),
+    }

@@ -5,6 +5,7 @@ through the markers models commonly use ("#### N", "the answer is N", "Answer: N
 number in the text, the way lm-eval-harness's flexible extract does. Numbers are compared by
 value, so `$1,234.50`, `1234.5` and `+1234.50` all match.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,8 @@ def predicted_answer(text: str) -> Optional[str]:
 
 
 def exact_match(prediction: Optional[str], reference: str) -> bool:
-    """Numeric equality (as Decimal, so "12.5" == "12.50"); string equality if either won't parse."""
+    """Numeric equality (as Decimal, so "12.5" == "12.50"); string equality if either
+    won't parse."""
     if prediction is None:
         return False
     pred, ref = _normalise(prediction), _normalise(reference)
@@ -61,6 +63,8 @@ def exact_match(prediction: Optional[str], reference: str) -> bool:
 def gsm8k_prompt(question: str) -> str:
     """The user message for one GSM8K question. It asks for the `#### N` line that
     `predicted_answer` looks for first."""
-    return ("Solve the following math word problem. Reason step by step, then end your response "
-            "with a final line of the form \"#### <number>\" that contains only the numeric "
-            f"answer (no units).\n\nQuestion: {question.strip()}")
+    return (
+        "Solve the following math word problem. Reason step by step, then end your response "
+        'with a final line of the form "#### <number>" that contains only the numeric '
+        f"answer (no units).\n\nQuestion: {question.strip()}"
+    )

@@ -9,6 +9,7 @@ A judge is anything with `prefer(items)` (P(first answer better) per (instructio
 None where it could not tell) and, for MT-Bench only, `rate(items)` (1-10 per
 (conversation, reference)), like `sso_exp.judges.LLMJudge`. Unparsed judgements are
 counted, never guessed."""
+
 from __future__ import annotations
 
 import logging
@@ -20,11 +21,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..batching import length_batches
-from ..data import DataError, read_jsonl
-from ..judges import PolicyBackend
-from ..judges.llm import Message
+from ..data.records import read_jsonl
+from ..errors import DataError
 from .gsm8k import exact_match, gsm8k_prompt, predicted_answer, reference_answer
+from .judges import PolicyBackend
+from .judges.llm import Message
 from .winrate import length_controlled_win_rate, win_rate
 
 log = logging.getLogger(__name__)
@@ -38,34 +39,49 @@ REFERENCE_CATEGORIES = frozenset({"math", "reasoning", "coding"})
 @dataclass
 class TaskResult:
     """Flat metrics (`<task>/<name>`) and one row per evaluated item."""
+
     metrics: Dict[str, float] = field(default_factory=dict)
     rows: List[Dict[str, Any]] = field(default_factory=list)
 
 
 # --- answering ---------------------------------------------------------------------------
 
-def respond(model: PreTrainedModel, tok: PreTrainedTokenizerBase,
-            conversations: Sequence[Conversation], *, max_new_tokens: int, batch_size: int,
-            desc: str = "answering") -> List[str]:
-    """The policy's greedy reply to each conversation, in order. Batches hold conversations
-    of similar length, so little compute goes to padding."""
-    backend = PolicyBackend(model, tok, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    lengths = [sum(len(m["content"]) for m in conv) for conv in conversations]
-    replies = [""] * len(conversations)
-    for idx in length_batches(lengths, batch_size, desc):
-        for i, reply in zip(idx, backend.complete([conversations[i] for i in idx])):
-            replies[i] = reply
-    return replies
+
+def respond(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    conversations: Sequence[Conversation],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str = "answering",
+) -> List[str]:
+    """The policy's greedy reply to each conversation, in order."""
+    return PolicyBackend(model, tok, max_new_tokens, batch_size, desc).complete(conversations)
 
 
-def answer(model: PreTrainedModel, tok: PreTrainedTokenizerBase, instructions: Sequence[str], *,
-           max_new_tokens: int, batch_size: int, desc: str = "answering") -> List[str]:
+def answer(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    instructions: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str = "answering",
+) -> List[str]:
     """The policy's greedy answer to each single user message, without a system prompt."""
-    return respond(model, tok, [[{"role": "user", "content": x}] for x in instructions],
-                   max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc)
+    return respond(
+        model,
+        tok,
+        [[{"role": "user", "content": x}] for x in instructions],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        desc=desc,
+    )
 
 
 # --- input ---------------------------------------------------------------------------------
+
 
 def _rows(path: str | Path, limit: Optional[int]) -> List[Tuple[int, dict]]:
     """The first `limit` rows (all when None) with their line numbers; the rest is not read."""
@@ -88,6 +104,7 @@ def _texts(path: str | Path, lineno: int, obj: dict, key: str) -> List[str]:
 
 # --- metrics -------------------------------------------------------------------------------
 
+
 def _rate_metrics(task: str, name: str, prefs: Sequence[Optional[float]]) -> Dict[str, float]:
     """n, unparsed, and the mean preference in percent with its SE (only if any parsed)."""
     known = [p for p in prefs if p is not None]
@@ -109,9 +126,17 @@ def _means(task: str, groups: Dict[str, List[Optional[float]]]) -> Dict[str, flo
 
 # --- tasks ---------------------------------------------------------------------------------
 
-def alpaca_eval(model: PreTrainedModel, tok: PreTrainedTokenizerBase, judge: Any,
-                path: str | Path, *, limit: Optional[int], max_new_tokens: int,
-                batch_size: int) -> TaskResult:
+
+def alpaca_eval(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    judge: Any,
+    path: str | Path,
+    *,
+    limit: Optional[int],
+    max_new_tokens: int,
+    batch_size: int,
+) -> TaskResult:
     """Win rate and length-controlled win rate (lengths in characters) against the file's
     reference `output`s. Rows with an empty reference are skipped: there is nothing to beat."""
     items, skipped = [], 0
@@ -122,20 +147,30 @@ def alpaca_eval(model: PreTrainedModel, tok: PreTrainedTokenizerBase, judge: Any
             items.append((instruction, reference))
         else:
             skipped += 1
-    outputs = answer(model, tok, [q for q, _ in items], max_new_tokens=max_new_tokens,
-                     batch_size=batch_size, desc="alpaca_eval")
+    outputs = answer(
+        model,
+        tok,
+        [q for q, _ in items],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        desc="alpaca_eval",
+    )
     prefs = judge.prefer([(q, out, ref) for (q, ref), out in zip(items, outputs)]) if items else []
     metrics = {**_rate_metrics("alpaca", "win_rate", prefs), "alpaca/skipped": float(skipped)}
     if outputs:
         metrics["alpaca/mean_length"] = mean(len(o) for o in outputs)
-    judged = [(p, len(o), len(ref)) for p, o, (_, ref) in zip(prefs, outputs, items)
-              if p is not None]
+    judged = [
+        (p, len(o), len(ref)) for p, o, (_, ref) in zip(prefs, outputs, items) if p is not None
+    ]
     if judged:
         p, model_len, ref_len = zip(*judged)
-        metrics["alpaca/lc_win_rate"], metrics["alpaca/lc_win_rate_se"] = \
+        metrics["alpaca/lc_win_rate"], metrics["alpaca/lc_win_rate_se"] = (
             length_controlled_win_rate(p, model_len, ref_len)
-    rows = [{"instruction": q, "output": o, "reference": ref, "preference": p}
-            for (q, ref), o, p in zip(items, outputs, prefs)]
+        )
+    rows = [
+        {"instruction": q, "output": o, "reference": ref, "preference": p}
+        for (q, ref), o, p in zip(items, outputs, prefs)
+    ]
     return TaskResult(metrics, rows)
 
 
@@ -146,52 +181,83 @@ def _reference_answers(path: Optional[str | Path]) -> Dict[Any, List[str]]:
         return refs
     for lineno, obj in read_jsonl(path):
         choices = obj.get("choices")
-        if "question_id" not in obj or not (isinstance(choices, list) and choices
-                                            and isinstance(choices[0], dict)):
+        if "question_id" not in obj or not (
+            isinstance(choices, list) and choices and isinstance(choices[0], dict)
+        ):
             raise DataError(f"{path}:{lineno}: needs 'question_id' and 'choices[0].turns'")
         refs[obj["question_id"]] = _texts(path, lineno, choices[0], "turns")
     return refs
 
 
-def _mt_questions(path: str | Path, limit: Optional[int],
-                  reference_path: Optional[str | Path]) -> List[Dict[str, Any]]:
+def _mt_questions(
+    path: str | Path, limit: Optional[int], reference_path: Optional[str | Path]
+) -> List[Dict[str, Any]]:
     """Questions with the reference turns their category is graded against (None if not)."""
     answers = _reference_answers(reference_path)
     questions = []
     for lineno, obj in _rows(path, limit):
         if "question_id" not in obj:
             raise DataError(f"{path}:{lineno}: needs 'question_id'")
-        q = {"question_id": obj["question_id"], "category": _text(path, lineno, obj, "category"),
-             "turns": _texts(path, lineno, obj, "turns"), "reference": None}
+        q = {
+            "question_id": obj["question_id"],
+            "category": _text(path, lineno, obj, "category"),
+            "turns": _texts(path, lineno, obj, "turns"),
+            "reference": None,
+        }
         if q["category"] in REFERENCE_CATEGORIES:
-            q["reference"] = (_texts(path, lineno, obj, "reference") if "reference" in obj
-                              else answers.get(q["question_id"]))
+            q["reference"] = (
+                _texts(path, lineno, obj, "reference")
+                if "reference" in obj
+                else answers.get(q["question_id"])
+            )
             if q["reference"] is None:
-                log.warning("%s:%d: no reference answer for %s question %s; graded without",
-                            path, lineno, q["category"], q["question_id"])
+                log.warning(
+                    "%s:%d: no reference answer for %s question %s; graded without",
+                    path,
+                    lineno,
+                    q["category"],
+                    q["question_id"],
+                )
         questions.append(q)
     return questions
 
 
-def mt_bench(model: PreTrainedModel, tok: PreTrainedTokenizerBase, judge: Any,
-             path: str | Path, *, limit: Optional[int], max_new_tokens: int, batch_size: int,
-             reference_path: Optional[str | Path] = None) -> TaskResult:
+def mt_bench(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    judge: Any,
+    path: str | Path,
+    *,
+    limit: Optional[int],
+    max_new_tokens: int,
+    batch_size: int,
+    reference_path: Optional[str | Path] = None,
+) -> TaskResult:
     """MT-Bench single-answer grading: each turn answered with the conversation so far and
     rated 1-10; `mt_bench/n` counts rated turns. Reference answers (the question's
     `reference`, else `reference_path`'s) are shown to the judge for math, reasoning and
     coding only, as in FastChat."""
     if not callable(getattr(judge, "rate", None)):
-        raise ValueError(f"mt_bench needs a judge that can rate single answers (1-10); "
-                         f"{type(judge).__name__} has no rate()")
+        raise ValueError(
+            f"mt_bench needs a judge that can rate single answers (1-10); "
+            f"{type(judge).__name__} has no rate()"
+        )
     questions = _mt_questions(path, limit, reference_path)
     histories: List[Conversation] = [[] for _ in questions]
     turns: List[Tuple[int, int]] = []  # (question index, turn index) per graded answer
     for k in range(max((len(q["turns"]) for q in questions), default=0)):
         asked = [i for i, q in enumerate(questions) if k < len(q["turns"])]
-        convs = [histories[i] + [{"role": "user", "content": questions[i]["turns"][k]}]
-                 for i in asked]
-        replies = respond(model, tok, convs, max_new_tokens=max_new_tokens,
-                          batch_size=batch_size, desc=f"mt_bench turn {k + 1}")
+        convs = [
+            histories[i] + [{"role": "user", "content": questions[i]["turns"][k]}] for i in asked
+        ]
+        replies = respond(
+            model,
+            tok,
+            convs,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            desc=f"mt_bench turn {k + 1}",
+        )
         for i, conv, reply in zip(asked, convs, replies):
             histories[i] = conv + [{"role": "assistant", "content": reply}]
             turns.append((i, k))
@@ -200,25 +266,46 @@ def mt_bench(model: PreTrainedModel, tok: PreTrainedTokenizerBase, judge: Any,
         ref = questions[i]["reference"]
         return ref[k] if ref is not None and k < len(ref) else None
 
-    ratings = judge.rate([(histories[i][:2 * k + 2], reference(i, k)) for i, k in turns]) \
-        if turns else []
+    ratings = (
+        judge.rate([(histories[i][: 2 * k + 2], reference(i, k)) for i, k in turns])
+        if turns
+        else []
+    )
     groups: Dict[str, List[Optional[float]]] = {"score": list(ratings)}
     rows = []
     for (i, k), rating in zip(turns, ratings):
         q = questions[i]
         groups.setdefault(f"turn{k + 1}", []).append(rating)
         groups.setdefault(f"category/{q['category']}", []).append(rating)
-        rows.append({"question_id": q["question_id"], "category": q["category"], "turn": k + 1,
-                     "question": q["turns"][k], "output": histories[i][2 * k + 1]["content"],
-                     "reference": reference(i, k), "rating": rating})
+        rows.append(
+            {
+                "question_id": q["question_id"],
+                "category": q["category"],
+                "turn": k + 1,
+                "question": q["turns"][k],
+                "output": histories[i][2 * k + 1]["content"],
+                "reference": reference(i, k),
+                "rating": rating,
+            }
+        )
     rated = sum(r is not None for r in ratings)
-    metrics = {**_means("mt_bench", groups), "mt_bench/n": float(rated),
-               "mt_bench/unparsed": float(len(ratings) - rated)}
+    metrics = {
+        **_means("mt_bench", groups),
+        "mt_bench/n": float(rated),
+        "mt_bench/unparsed": float(len(ratings) - rated),
+    }
     return TaskResult(metrics, rows)
 
 
-def gsm8k(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: str | Path, *,
-          limit: Optional[int], max_new_tokens: int, batch_size: int) -> TaskResult:
+def gsm8k(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    path: str | Path,
+    *,
+    limit: Optional[int],
+    max_new_tokens: int,
+    batch_size: int,
+) -> TaskResult:
     """Exact match of the answer's final number (see `gsm8k.predicted_answer`) in percent;
     `gsm8k/no_answer` counts answers without any number, a sign of truncation or rambling."""
     items = []
@@ -228,32 +315,52 @@ def gsm8k(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: str | Path
             items.append((question, reference_answer(_text(path, lineno, obj, "answer"))))
         except ValueError as err:
             raise DataError(f"{path}:{lineno}: {err}") from None
-    outputs = answer(model, tok, [gsm8k_prompt(q) for q, _ in items],
-                     max_new_tokens=max_new_tokens, batch_size=batch_size, desc="gsm8k")
+    outputs = answer(
+        model,
+        tok,
+        [gsm8k_prompt(q) for q, _ in items],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        desc="gsm8k",
+    )
     rows = []
     for (question, ref), out in zip(items, outputs):
         pred = predicted_answer(out)
-        rows.append({"question": question, "output": out, "prediction": pred, "reference": ref,
-                     "correct": exact_match(pred, ref)})
-    metrics = {"gsm8k/n": float(len(rows)),
-               "gsm8k/no_answer": float(sum(r["prediction"] is None for r in rows))}
+        rows.append(
+            {
+                "question": question,
+                "output": out,
+                "prediction": pred,
+                "reference": ref,
+                "correct": exact_match(pred, ref),
+            }
+        )
+    metrics = {
+        "gsm8k/n": float(len(rows)),
+        "gsm8k/no_answer": float(sum(r["prediction"] is None for r in rows)),
+    }
     if rows:  # the share of 0/1 outcomes is the same statistic as a win rate
-        metrics["gsm8k/exact_match"], metrics["gsm8k/exact_match_se"] = \
-            win_rate([float(r["correct"]) for r in rows])
+        metrics["gsm8k/exact_match"], metrics["gsm8k/exact_match_se"] = win_rate(
+            [float(r["correct"]) for r in rows]
+        )
     return TaskResult(metrics, rows)
 
 
-def signal_accuracy(records: Sequence[Dict[str, Any]], judge: Any,
-                    prefix: str = "signal") -> TaskResult:
+def signal_accuracy(
+    records: Sequence[Dict[str, Any]], judge: Any, prefix: str = "signal"
+) -> TaskResult:
     """How often the judge agrees with SSO's own label, preferring y+ (`chosen`) over y-
     (`rejected`): the mean parsed preference in percent, a tie counting half."""
     for n, rec in enumerate(records, 1):
-        missing = [k for k in ("instruction", "chosen", "rejected")
-                   if not isinstance(rec.get(k), str)]
+        missing = [
+            k for k in ("instruction", "chosen", "rejected") if not isinstance(rec.get(k), str)
+        ]
         if missing:
             raise DataError(f"record {n}: lacks the text fields {missing}")
     items = [(r["instruction"], r["chosen"], r["rejected"]) for r in records]
     prefs = judge.prefer(items) if items else []
-    rows = [{"instruction": q, "chosen": c, "rejected": r, "preference": p}
-            for (q, c, r), p in zip(items, prefs)]
+    rows = [
+        {"instruction": q, "chosen": c, "rejected": r, "preference": p}
+        for (q, c, r), p in zip(items, prefs)
+    ]
     return TaskResult(_rate_metrics(prefix, "accuracy", prefs), rows)

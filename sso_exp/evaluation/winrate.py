@@ -40,6 +40,7 @@ Not the same:
     (`BOOTSTRAP_RESAMPLES` resamples, `numpy.random.default_rng(0)`) that refits the whole
     pipeline, std normalisation included, on each resample.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,7 +75,9 @@ def win_rate(prefs: Sequence[float]) -> Tuple[float, float]:
     return 100.0 * float(p.mean()), 100.0 * float(se)
 
 
-def length_feature(model_lengths: Sequence[float], reference_lengths: Sequence[float]) -> np.ndarray:
+def length_feature(
+    model_lengths: Sequence[float], reference_lengths: Sequence[float]
+) -> np.ndarray:
     """tanh(d / std(d)) with d = model - reference length; all zeros when d has no variance,
     because a constant shift cannot be told apart from the intercept."""
     d = np.asarray(model_lengths, dtype=float) - np.asarray(reference_lengths, dtype=float)
@@ -82,8 +85,9 @@ def length_feature(model_lengths: Sequence[float], reference_lengths: Sequence[f
     return np.tanh(d / sd) if sd > 0 else np.zeros_like(d)
 
 
-def fit_length_glm(prefs: Sequence[float], features: Sequence[float],
-                   slope_l2: float = SLOPE_L2) -> Tuple[float, float]:
+def fit_length_glm(
+    prefs: Sequence[float], features: Sequence[float], slope_l2: float = SLOPE_L2
+) -> Tuple[float, float]:
     """(b0, b1) minimising soft-target cross-entropy of sigmoid(b0 + b1 * t) + slope_l2/2 * b1^2.
 
     A unanimous outcome is fitted exactly by an infinite intercept and leaves nothing to
@@ -124,15 +128,18 @@ def _bootstrap_se(statistic: Callable[[np.ndarray], float], n: int) -> float:
     return float(np.std([statistic(idx) for idx in draws], ddof=1))
 
 
-def length_controlled_win_rate(prefs: Sequence[float], model_lengths: Sequence[float],
-                               reference_lengths: Sequence[float]) -> Tuple[float, float]:
+def length_controlled_win_rate(
+    prefs: Sequence[float], model_lengths: Sequence[float], reference_lengths: Sequence[float]
+) -> Tuple[float, float]:
     """(LC win rate, bootstrap standard error), both in percent; see the module docstring."""
     p = _prefs(prefs)
     m = np.asarray(model_lengths, dtype=float)
     r = np.asarray(reference_lengths, dtype=float)
     if m.shape != p.shape or r.shape != p.shape:
-        raise ValueError(f"need one model and one reference length per preference: got "
-                         f"{p.size} preferences, {m.size} model and {r.size} reference lengths")
+        raise ValueError(
+            f"need one model and one reference length per preference: got "
+            f"{p.size} preferences, {m.size} model and {r.size} reference lengths"
+        )
 
     def lc(idx: np.ndarray) -> float:
         b0, _ = fit_length_glm(p[idx], length_feature(m[idx], r[idx]))

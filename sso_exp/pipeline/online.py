@@ -1,63 +1,62 @@
-"""Online SSO (DESIGN.md section 4): each iteration the current policy writes its own
+"""Online SSO (docs/algorithm.md §6): each iteration the current policy writes its own
 principle-steered pairs, is trained on them, and becomes the next iteration's policy and
 reference. With objective=v2 a data generator (initialised from the policy) writes the
 pairs, is trained on them with L+ + L-, then writes the pairs the policy is trained on.
 Everything an iteration writes stays on disk and in MLflow whatever follows."""
+
 from __future__ import annotations
 
 import copy
 import logging
-import random
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import pytorch_lightning as pl
 
-from ..config import SSOConfig, SSOError
-from ..data import load_prompts, read_records, write_jsonl
-from ..precision import device
-from ..models import check_available, load_checkpoint, load_policy
-from ..pair_builder import PairRound, build_pairs
-from ..resume import Progress, open_progress, stage_key
-from ..tracking import RunLogger
-from ..objectives import generator_objective
-from .common import round_stats, tracked_run, train_on_pairs
-from .evaluate import check_eval_config, evaluate, make_judge
+from ..config import SSOConfig
+from ..data.records import load_prompts, read_records
+from ..models.device import device
+from ..models.loading import load_checkpoint, load_policy
+from ..tracking.mlflow_run import RunLogger
+from ..training.objectives import generator_objective
+from .evaluate import evaluate, make_judge
+from .resume import Progress, open_progress, stage_key
+from .run import tracked_run
+from .stages import (
+    EmptyIteration,
+    iteration_queries,
+    round_stats,
+    sample_pairs,
+    train_on_pairs,
+    write_round,
+)
 
 log = logging.getLogger(__name__)
 
 
-class EmptyIteration(SSOError):
-    """The filter dropped every pair of an iteration and `mode.on_empty=stop`."""
-
-
-def iteration_queries(prompts: List[str], n: int, iteration: int, seed: int) -> List[str]:
-    """Iteration k's n queries: the next slice of one seeded shuffle, wrapping around."""
-    order = list(range(len(prompts)))
-    random.Random(seed).shuffle(order)
-    start = (iteration - 1) * n
-    return [prompts[order[(start + i) % len(order)]] for i in range(n)]
-
-
-def write_round(rnd: PairRound, it_dir: Path, logger: RunLogger, stem: str = "") -> None:
-    write_jsonl(rnd.kept, it_dir / f"{stem}pairs.jsonl")
-    write_jsonl(rnd.generated, it_dir / f"{stem}generated.jsonl")
-    logger.log_file(it_dir / f"{stem}pairs.jsonl", it_dir.name)
-
-
-def sample_round(writer, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
-                 queries: List[str], run_dir: Path, stem: str = "") -> Dict[str, float]:
+def sample_round(
+    writer,
+    tok,
+    cfg: SSOConfig,
+    logger: RunLogger,
+    iteration: int,
+    queries: List[str],
+    run_dir: Path,
+    stem: str = "",
+) -> Dict[str, float]:
     """The writer's pairs for this iteration, written and logged; returns the round's
     figures. An empty round stops the run or is reported, as `mode.on_empty` says."""
     it_dir = run_dir / f"iter_{iteration}"
-    rnd = build_pairs(writer, tok, queries, cfg, random.Random(cfg.schedule.seed + iteration))
+    rnd = sample_pairs(writer, tok, cfg, queries, cfg.schedule.seed + iteration)
     write_round(rnd, it_dir, logger, stem)
     prefix = stem.replace("_", "/")
     stats = round_stats(rnd)
     logger.log_iteration(iteration, {prefix + k: v for k, v in stats.items()})
     if not rnd.kept:
-        msg = (f"iteration {iteration}: the filter dropped all {len(rnd.generated)} pairs "
-               f"({dict(rnd.drops)}); the samples are in {it_dir / f'{stem}generated.jsonl'}")
+        msg = (
+            f"iteration {iteration}: the filter dropped all {len(rnd.generated)} pairs "
+            f"({dict(rnd.drops)}); the samples are in {it_dir / f'{stem}generated.jsonl'}"
+        )
         if cfg.mode.on_empty == "stop":
             raise EmptyIteration(msg + "; stopping (mode.on_empty=continue goes on)")
         log.warning("%s; going on with the policy unchanged", msg)
@@ -65,8 +64,13 @@ def sample_round(writer, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
 
 
 # Each stage's seed offset: its own random stream, the same whether resumed or not.
-STAGE_SEEDS = {"sample": 0, "train": 1000, "eval": 2000, "generator_sample": 3000,
-               "generator_train": 4000}
+STAGE_SEEDS = {
+    "sample": 0,
+    "train": 1000,
+    "eval": 2000,
+    "generator_sample": 3000,
+    "generator_train": 4000,
+}
 
 
 class Stages:
@@ -90,31 +94,70 @@ def kept_pairs(run_dir: Path, iteration: int, stem: str = "") -> List[Dict]:
     return read_records(run_dir / f"iter_{iteration}" / f"{stem}pairs.jsonl")
 
 
-def run_iteration(model, tok, cfg: SSOConfig, logger: RunLogger, iteration: int,
-                  queries: List[str], run_dir: Path, progress: Progress, generator=None,
-                  judge=None) -> Dict[str, float]:
+def run_iteration(
+    model,
+    tok,
+    cfg: SSOConfig,
+    logger: RunLogger,
+    iteration: int,
+    queries: List[str],
+    run_dir: Path,
+    progress: Progress,
+    generator=None,
+    judge=None,
+) -> Dict[str, float]:
     """Sample, filter, write, train, save (and evaluate, given a judge): one iteration's
     row of the summary."""
     stages = Stages(progress, logger, iteration, cfg.schedule.seed)
     row: Dict[str, float] = {"iteration": iteration}
     if generator is not None:  # v2: train the generator on its own pairs first
-        stats = stages.run("generator_sample", lambda: sample_round(
-            generator, tok, cfg, logger, iteration, queries, run_dir, "generator_"))
+        stats = stages.run(
+            "generator_sample",
+            lambda: sample_round(
+                generator, tok, cfg, logger, iteration, queries, run_dir, "generator_"
+            ),
+        )
         if not stats["pairs/kept"]:
             return row
-        row.update(stages.run("generator_train", lambda: train_on_pairs(
-            generator, tok, kept_pairs(run_dir, iteration, "generator_"), cfg, logger,
-            iteration, run_dir, generator_objective(cfg), save_as="generator")))
-    row.update(stages.run("sample", lambda: sample_round(
-        generator or model, tok, cfg, logger, iteration, queries, run_dir)))
+        row.update(
+            stages.run(
+                "generator_train",
+                lambda: train_on_pairs(
+                    generator,
+                    tok,
+                    kept_pairs(run_dir, iteration, "generator_"),
+                    cfg,
+                    logger,
+                    iteration,
+                    run_dir,
+                    generator_objective(cfg.objective),
+                    save_as="generator",
+                ),
+            )
+        )
+    row.update(
+        stages.run(
+            "sample",
+            lambda: sample_round(generator or model, tok, cfg, logger, iteration, queries, run_dir),
+        )
+    )
     if not row["pairs/kept"]:
         return row
     kept = kept_pairs(run_dir, iteration)
-    row.update(stages.run("train", lambda: train_on_pairs(
-        model, tok, kept, cfg, logger, iteration, run_dir)))
+    row.update(
+        stages.run(
+            "train", lambda: train_on_pairs(model, tok, kept, cfg, logger, iteration, run_dir)
+        )
+    )
     if judge is not None:
-        row.update(stages.run("eval", lambda: evaluate(
-            model, tok, judge, cfg, kept, logger, iteration, run_dir / f"iter_{iteration}")))
+        row.update(
+            stages.run(
+                "eval",
+                lambda: evaluate(
+                    model, tok, judge, cfg, kept, logger, iteration, run_dir / f"iter_{iteration}"
+                ),
+            )
+        )
     return row
 
 
@@ -127,31 +170,32 @@ def latest_checkpoint(progress: Progress, name: str, stage: str) -> Optional[Pat
 def load_models(cfg: SSOConfig, progress: Progress):
     """The policy (and v2's generator) as the last finished training left them."""
     saved = latest_checkpoint(progress, "policy", "train")
-    model, tok = (load_checkpoint(saved, cfg.model) if saved
-                  else load_policy(cfg.model, cfg.schedule.seed))
+    model, tok = (
+        load_checkpoint(saved, cfg.model) if saved else load_policy(cfg.model, cfg.schedule.seed)
+    )
     model.to(device(cfg.trainer))
     if cfg.objective.name != "v2":
         return model, tok, None
     saved = latest_checkpoint(progress, "generator", "generator_train")
-    generator = (load_checkpoint(saved, cfg.model)[0] if saved
-                 else copy.deepcopy(model))
+    generator = load_checkpoint(saved, cfg.model)[0] if saved else copy.deepcopy(model)
     return model, tok, generator.to(device(cfg.trainer))
 
 
 def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
     """The whole online job; returns one summary row per iteration. A killed run started
-    again with the same command goes on where it stopped (`resume`, sso_exp/resume.py)."""
-    prompts = load_prompts(cfg.data.prompts)  # bad input fails here, before any work
-    check_available(cfg.model)
-    if cfg.eval.every_iteration:
-        check_eval_config(cfg)
+    again with the same command goes on where it stopped (`resume`, pipeline/resume.py)."""
+    prompts = load_prompts(cfg.data.prompts)
     progress = open_progress(cfg)
     with tracked_run(cfg, progress=progress) as (run_dir, logger, rows):
         model, tok, generator = load_models(cfg, progress)
         judge = make_judge(cfg, model, tok) if cfg.eval.every_iteration else None
         for it in range(1, cfg.schedule.iterations + 1):
-            queries = iteration_queries(prompts, cfg.schedule.queries_per_iteration, it,
-                                        cfg.schedule.seed)
-            rows.append(run_iteration(model, tok, cfg, logger, it, queries, run_dir, progress,
-                                      generator, judge))
+            queries = iteration_queries(
+                prompts, cfg.schedule.queries_per_iteration, it, cfg.schedule.seed
+            )
+            rows.append(
+                run_iteration(
+                    model, tok, cfg, logger, it, queries, run_dir, progress, generator, judge
+                )
+            )
     return rows

@@ -1,6 +1,7 @@
-"""Reward models (DESIGN.md section 4, mode=rm): a Bradley-Terry RM trained on SSO pairs
+"""Reward models (docs/algorithm.md §6, mode=rm): a Bradley-Terry RM trained on SSO pairs
 (y+ > y- under the plain query), optionally mixed with human pairs, evaluated on
 human-labelled pairs; and mode=rm_score, batch-scoring prompt/response rows with one."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,23 +10,32 @@ from typing import Dict, List, Tuple
 
 import pytorch_lightning as pl
 
-from ..config import ConfigError, SSOConfig
-from ..data import DataError, read_jsonl, read_records, write_jsonl
+from ..config import SSOConfig
+from ..data.encoding import encode_conversation, encode_pair
+from ..data.pairs import conversation_loader
+from ..data.preferences import PrefPair, from_records, read_pairs
+from ..data.records import read_jsonl, read_records, write_jsonl
+from ..errors import DataError
 from ..evaluation.accuracy import accuracy_metrics
-from ..models import check_available, load_policy, load_reward_model
-from ..preferences import PrefPair, from_records, read_pairs
-from ..reward_module import (RewardModule, encode_conversation, encode_pair, pair_loader,
-                             score_conversations, score_pairs)
-from ..tracking import RunLogger
-from ..train import make_trainer
-from .common import tracked_run
-from .offline import generate_pairs
+from ..models.loading import load_policy, load_reward_model
+from ..models.rewards import score_conversations, score_pairs
+from ..tracking.mlflow_run import RunLogger
+from ..training.fit import make_trainer
+from ..training.optim import build
+from ..training.reward_module import RewardModule
+from .run import tracked_run
+from .stages import generate_pairs
 
-RM_COLUMNS = (("pairs sso", "rm/pairs/sso", "{:d}"), ("pairs human", "rm/pairs/human", "{:d}"),
-              ("skipped", "rm/skipped", "{:d}"), ("train acc", "rm/train_accuracy", "{:.3f}"),
-              ("eval acc", "rm/eval/accuracy", "{:.3f}"),
-              ("95% low", "rm/eval/accuracy_ci_low", "{:.3f}"),
-              ("95% high", "rm/eval/accuracy_ci_high", "{:.3f}"), ("eval n", "rm/eval/n", "{:d}"))
+RM_COLUMNS = (
+    ("pairs sso", "rm/pairs/sso", "{:d}"),
+    ("pairs human", "rm/pairs/human", "{:d}"),
+    ("skipped", "rm/skipped", "{:d}"),
+    ("train acc", "rm/train_accuracy", "{:.3f}"),
+    ("eval acc", "rm/eval/accuracy", "{:.3f}"),
+    ("95% low", "rm/eval/accuracy_ci_low", "{:.3f}"),
+    ("95% high", "rm/eval/accuracy_ci_high", "{:.3f}"),
+    ("eval n", "rm/eval/n", "{:d}"),
+)
 
 
 def sso_pairs(cfg: SSOConfig, logger: RunLogger, run_dir: Path) -> List[Dict]:
@@ -58,8 +68,12 @@ def training_pairs(cfg: SSOConfig, logger: RunLogger, run_dir: Path) -> Tuple[Li
 def evaluate(rm, tok, cfg: SSOConfig, run_dir: Path, logger: RunLogger) -> Dict[str, float]:
     """Accuracy (r+ > r-) on human-labelled pairs, overall and per subset, with 95% CIs."""
     pairs, skipped = read_pairs(cfg.rm.eval, cfg.rm.eval_limit)
-    scores = score_pairs(rm, [encode_pair(tok, p, cfg.rm.max_length) for p in pairs],
-                         tok.pad_token_id, 2 * cfg.rm.batch_size)
+    scores = score_pairs(
+        rm,
+        [encode_pair(tok, p, cfg.rm.max_length) for p in pairs],
+        tok.pad_token_id,
+        2 * cfg.rm.batch_size,
+    )
     hits = (scores[:, 0] > scores[:, 1]).tolist()
     by_subset: Dict[str, List[bool]] = defaultdict(list)
     for pair, hit in zip(pairs, hits):
@@ -68,30 +82,36 @@ def evaluate(rm, tok, cfg: SSOConfig, run_dir: Path, logger: RunLogger) -> Dict[
     if len(by_subset) > 1:
         for subset, subset_hits in sorted(by_subset.items()):
             metrics.update(accuracy_metrics(f"rm/eval/{subset}", subset_hits))
-    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "subset": p.subset,
-             "reward_chosen": float(s[0]), "reward_rejected": float(s[1])}
-            for p, s in zip(pairs, scores)]
+    rows = [
+        {
+            "prompt": p.prompt,
+            "chosen": p.chosen,
+            "rejected": p.rejected,
+            "subset": p.subset,
+            "reward_chosen": float(s[0]),
+            "reward_rejected": float(s[1]),
+        }
+        for p, s in zip(pairs, scores)
+    ]
     write_jsonl(rows, run_dir / "rm_eval.jsonl")
     logger.log_file(run_dir / "rm_eval.jsonl")
     return metrics
 
 
 def run_rm(cfg: SSOConfig) -> List[Dict[str, float]]:
-    if cfg.rm.sso and cfg.data.pairs:
-        read_records(cfg.data.pairs)  # bad input fails before any work
-    for path in (cfg.rm.mix, cfg.rm.eval):
-        if path and not Path(path).is_file():
-            raise DataError(f"{path}: file not found")
-    check_available(cfg.model)
     with tracked_run(cfg, RM_COLUMNS) as (run_dir, logger, rows):
         pl.seed_everything(cfg.schedule.seed, workers=True, verbose=False)
         pairs, stats = training_pairs(cfg, logger, run_dir)
         rm, tok = load_reward_model(cfg.model, cfg.schedule.seed)
         encoded = [encode_pair(tok, p, cfg.rm.max_length) for p in pairs]
-        trainer = make_trainer(cfg, logger, run_dir, cfg.rm.epochs)
-        trainer.fit(RewardModule(rm, cfg.schedule, cfg.rm.lr),
-                    pair_loader(encoded, cfg.rm.batch_size, tok.pad_token_id, shuffle=True,
-                                seed=cfg.schedule.seed))
+        trainer = make_trainer(cfg.trainer, cfg.schedule, logger, run_dir, cfg.rm.epochs)
+        s = cfg.schedule
+        trainer.fit(
+            RewardModule(rm, build(s.optimizer), build(s.lr_scheduler), cfg.rm.lr),
+            conversation_loader(
+                encoded, cfg.rm.batch_size, tok.pad_token_id, shuffle=True, seed=s.seed
+            ),
+        )
         rm.save_pretrained(run_dir / "reward_model", safe_serialization=True)
         tok.save_pretrained(run_dir / "reward_model")
         train_scores = score_pairs(rm, encoded, tok.pad_token_id, 2 * cfg.rm.batch_size)
@@ -106,30 +126,41 @@ def run_rm(cfg: SSOConfig) -> List[Dict[str, float]]:
 def read_scoring_rows(path: str) -> List[Dict]:
     rows = []
     for lineno, row in read_jsonl(path):
-        prompt, response = row.get("prompt", row.get("instruction")), row.get("response", row.get("output"))
+        prompt, response = (
+            row.get("prompt", row.get("instruction")),
+            row.get("response", row.get("output")),
+        )
         if not isinstance(prompt, str) or not isinstance(response, str):
-            raise DataError(f"{path}:{lineno}: needs text fields prompt (or instruction) and "
-                            f"response (or output)")
+            raise DataError(
+                f"{path}:{lineno}: needs text fields prompt (or instruction) and "
+                f"response (or output)"
+            )
         rows.append({**row, "prompt": prompt, "response": response})
     return rows
 
 
 def run_rm_score(cfg: SSOConfig) -> List[Dict[str, float]]:
     """Rewards for every row of rm.score_input, written to scores.jsonl in the run folder."""
-    for key in ("checkpoint", "score_input"):
-        if not getattr(cfg.rm, key):
-            raise ConfigError(f"config key 'rm.{key}': mode=rm_score needs it")
-    if not (Path(cfg.rm.checkpoint) / "config.json").is_file():
-        raise ConfigError(f"config key 'rm.checkpoint': {cfg.rm.checkpoint} is not a saved model")
     rows = read_scoring_rows(cfg.rm.score_input)
-    with tracked_run(cfg, (("scored", "rm_score/n", "{:d}"), ("mean reward", "rm_score/mean", "{:.4f}"))) \
-            as (run_dir, logger, summary):
+    with tracked_run(
+        cfg, (("scored", "rm_score/n", "{:d}"), ("mean reward", "rm_score/mean", "{:.4f}"))
+    ) as (run_dir, logger, summary):
         rm, tok = load_reward_model(cfg.model, checkpoint=cfg.rm.checkpoint)
-        seqs = [encode_conversation(tok, [{"role": "user", "content": r["prompt"]},
-                                          {"role": "assistant", "content": r["response"]}],
-                                    cfg.rm.max_length) for r in rows]
+        seqs = [
+            encode_conversation(
+                tok,
+                [
+                    {"role": "user", "content": r["prompt"]},
+                    {"role": "assistant", "content": r["response"]},
+                ],
+                cfg.rm.max_length,
+            )
+            for r in rows
+        ]
         scores = score_conversations(rm, seqs, tok.pad_token_id, 2 * cfg.rm.batch_size)
-        write_jsonl([{**r, "reward": float(s)} for r, s in zip(rows, scores)], run_dir / "scores.jsonl")
+        write_jsonl(
+            [{**r, "reward": float(s)} for r, s in zip(rows, scores)], run_dir / "scores.jsonl"
+        )
         logger.log_file(run_dir / "scores.jsonl")
         stats = {"rm_score/n": len(rows), "rm_score/mean": float(scores.mean()) if rows else 0.0}
         logger.log_iteration(1, stats)

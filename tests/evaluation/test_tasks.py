@@ -1,6 +1,7 @@
 """Evaluation tasks end to end on the tiny random policy with scripted judges: metrics equal
 hand-computed values, the judge sees the right items (MT-Bench references only where they
 belong, turn 2 with turn 1's conversation), and bad input names its file and line."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,12 @@ from typing import Dict, List, Optional, Sequence
 
 import pytest
 
-from sso_exp.data import DataError
+from conftest import FIXTURES
+from sso_exp.errors import DataError
 from sso_exp.evaluation import tasks
 from sso_exp.evaluation.gsm8k import gsm8k_prompt
-from sso_exp.judges import LLMJudge, PolicyBackend
+from sso_exp.evaluation.judges import LLMJudge, PolicyBackend
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 GEN = {"max_new_tokens": 6, "batch_size": 2}
 
 
@@ -72,16 +73,18 @@ def test_alpaca_eval_metrics_by_hand(tiny, tmp_path):
     outputs = [r["output"] for r in result.rows]
     assert m["alpaca/mean_length"] == pytest.approx(sum(map(len, outputs)) / 4)
     kept = [r for r in rows if r["output"].strip()]
-    assert [(r["instruction"], r["reference"], r["preference"]) for r in result.rows] == \
-        [(r["instruction"], r["output"], p) for r, p in zip(kept, [1.0, 0.0, 1.0, None])]
+    assert [(r["instruction"], r["reference"], r["preference"]) for r in result.rows] == [
+        (r["instruction"], r["output"], p) for r, p in zip(kept, [1.0, 0.0, 1.0, None])
+    ]
     assert judge.items == [(r["instruction"], o, r["output"]) for r, o in zip(kept, outputs)]
 
 
-def test_alpaca_eval_on_shared_data_with_an_unparsable_llm_judge(tiny):
+def test_alpaca_eval_on_shared_data_with_an_unparsable_llm_judge(tiny, data_dir):
     """A random policy as judge gives no verdicts: n is 0, rates are absent, nothing crashes."""
     judge = LLMJudge(PolicyBackend(*tiny, max_new_tokens=4, batch_size=4))
-    result = tasks.alpaca_eval(*tiny, judge, SHARED / "alpaca_eval_gpt4_turbo.jsonl",
-                               limit=2, **GEN)
+    result = tasks.alpaca_eval(
+        *tiny, judge, data_dir / "alpaca_eval_gpt4_turbo.jsonl", limit=2, **GEN
+    )
     assert result.metrics["alpaca/n"] == 0 and result.metrics["alpaca/unparsed"] == 2
     assert not any("win_rate" in k for k in result.metrics)
     assert [r["preference"] for r in result.rows] == [None, None] and judge.unparsed == 4
@@ -93,22 +96,41 @@ MT_QUESTIONS = [
     {"question_id": 3, "category": "reasoning", "turns": ["R1", "R2"]},
     {"question_id": 4, "category": "coding", "turns": ["C1", "C2"]},
 ]
-MT_RATINGS = {("W1", 1): 8.0, ("W1", 2): 6.0, ("M1", 1): 2.0, ("M1", 2): None,
-              ("R1", 1): 5.0, ("R1", 2): 7.0, ("C1", 1): 10.0, ("C1", 2): 4.0}
+MT_RATINGS = {
+    ("W1", 1): 8.0,
+    ("W1", 2): 6.0,
+    ("M1", 1): 2.0,
+    ("M1", 2): None,
+    ("R1", 1): 5.0,
+    ("R1", 2): 7.0,
+    ("C1", 1): 10.0,
+    ("C1", 2): 4.0,
+}
 
 
 def test_mt_bench_references_turns_and_means(tiny, tmp_path):
     questions = write_jsonl(tmp_path / "q.jsonl", MT_QUESTIONS)
-    refs = write_jsonl(tmp_path / "ref.jsonl", [
-        {"question_id": 1, "choices": [{"turns": ["not", "used"]}]},
-        {"question_id": 3, "choices": [{"turns": ["r1", "r2"]}]}])
+    refs = write_jsonl(
+        tmp_path / "ref.jsonl",
+        [
+            {"question_id": 1, "choices": [{"turns": ["not", "used"]}]},
+            {"question_id": 3, "choices": [{"turns": ["r1", "r2"]}]},
+        ],
+    )
     judge = Rater(MT_RATINGS)
     result = tasks.mt_bench(*tiny, judge, questions, limit=None, reference_path=refs, **GEN)
 
     seen = {(conv[0]["content"], len(conv) // 2): (conv, ref) for conv, ref in judge.rated}
     assert {key: ref for key, (_, ref) in seen.items()} == {
-        ("W1", 1): None, ("W1", 2): None, ("M1", 1): "m1", ("M1", 2): "m2",
-        ("R1", 1): "r1", ("R1", 2): "r2", ("C1", 1): None, ("C1", 2): None}
+        ("W1", 1): None,
+        ("W1", 2): None,
+        ("M1", 1): "m1",
+        ("M1", 2): "m2",
+        ("R1", 1): "r1",
+        ("R1", 2): "r2",
+        ("C1", 1): None,
+        ("C1", 2): None,
+    }
     for q in "WMRC":
         first, _ = seen[(f"{q}1", 1)]
         second, _ = seen[(f"{q}1", 2)]
@@ -119,8 +141,12 @@ def test_mt_bench_references_turns_and_means(tiny, tmp_path):
     assert m["mt_bench/score"] == pytest.approx((8 + 6 + 2 + 5 + 7 + 10 + 4) / 7)
     assert m["mt_bench/turn1"] == pytest.approx((8 + 2 + 5 + 10) / 4)
     assert m["mt_bench/turn2"] == pytest.approx((6 + 7 + 4) / 3)
-    assert (m["mt_bench/category/writing"], m["mt_bench/category/math"],
-            m["mt_bench/category/reasoning"], m["mt_bench/category/coding"]) == (7, 2, 6, 7)
+    assert (
+        m["mt_bench/category/writing"],
+        m["mt_bench/category/math"],
+        m["mt_bench/category/reasoning"],
+        m["mt_bench/category/coding"],
+    ) == (7, 2, 6, 7)
     assert (m["mt_bench/n"], m["mt_bench/unparsed"]) == (7, 1)
     assert len(result.rows) == 8
     row = next(r for r in result.rows if r["question"] == "R2")
@@ -128,53 +154,79 @@ def test_mt_bench_references_turns_and_means(tiny, tmp_path):
     assert row["output"] == seen[("R1", 2)][0][3]["content"]
 
 
-def test_mt_bench_shared_files(monkeypatch):
+def test_mt_bench_shared_files(monkeypatch, data_dir):
     """Up to the coding question without its own `reference`, which the GPT-4 file supplies;
     the roleplay question with a `reference` field is still graded without one."""
     monkeypatch.setattr(tasks, "respond", lambda model, tok, convs, **kw: ["ok"] * len(convs))
-    questions = [json.loads(line) for line in
-                 (SHARED / "mt_bench_questions.jsonl").read_text().splitlines()]
-    last = next(i for i, q in enumerate(questions)
-                if q["category"] == "coding" and "reference" not in q)
-    answers = [json.loads(line) for line in
-               (SHARED / "mt_bench_reference_gpt4.jsonl").read_text().splitlines()]
+    questions = [
+        json.loads(line)
+        for line in (data_dir / "mt_bench_questions.jsonl").read_text().splitlines()
+    ]
+    last = next(
+        i for i, q in enumerate(questions) if q["category"] == "coding" and "reference" not in q
+    )
+    answers = [
+        json.loads(line)
+        for line in (data_dir / "mt_bench_reference_gpt4.jsonl").read_text().splitlines()
+    ]
     gpt4 = next(a for a in answers if a["question_id"] == questions[last]["question_id"])
     judge = Rater({(q["turns"][0], k): 7.0 for q in questions for k in (1, 2)})
-    result = tasks.mt_bench(None, None, judge, SHARED / "mt_bench_questions.jsonl",
-                            limit=last + 1, max_new_tokens=8, batch_size=4,
-                            reference_path=SHARED / "mt_bench_reference_gpt4.jsonl")
+    result = tasks.mt_bench(
+        None,
+        None,
+        judge,
+        data_dir / "mt_bench_questions.jsonl",
+        limit=last + 1,
+        max_new_tokens=8,
+        batch_size=4,
+        reference_path=data_dir / "mt_bench_reference_gpt4.jsonl",
+    )
     assert result.metrics["mt_bench/score"] == 7.0
     assert result.metrics["mt_bench/n"] == 2 * (last + 1) == len(result.rows)
     graded_with_reference = {"math", "reasoning", "coding"}
     for row in result.rows:
         assert (row["reference"] is not None) == (row["category"] in graded_with_reference)
-    assert [r["reference"] for r in result.rows if r["question_id"] == gpt4["question_id"]] \
-        == gpt4["choices"][0]["turns"]
+    assert [r["reference"] for r in result.rows if r["question_id"] == gpt4["question_id"]] == gpt4[
+        "choices"
+    ][0]["turns"]
 
 
 def test_mt_bench_needs_a_rating_judge(tiny):
     with pytest.raises(ValueError, match="rate"):
-        tasks.mt_bench(*tiny, PreferOnly([]), SHARED / "mt_bench_questions.jsonl", limit=1, **GEN)
+        tasks.mt_bench(
+            *tiny, PreferOnly([]), FIXTURES / "data" / "mt_bench_questions.jsonl", limit=1, **GEN
+        )
 
 
-GSM8K = SHARED / "gsm8k_test_1k.jsonl"
+GSM8K = FIXTURES / "data" / "gsm8k_test_1k.jsonl"
 GSM8K_ROWS = [json.loads(line) for line in GSM8K.read_text().splitlines()[:3]]
 
 
-@pytest.mark.parametrize("reply, exact, no_answer", [
-    (lambda row: row["answer"], 100.0, 0),
-    (lambda row: "I do not know.", 0.0, 3),
-    (lambda row: {0: row["answer"], 1: "#### 12345"}.get(GSM8K_ROWS.index(row), "?"), 100 / 3, 1),
-])
+@pytest.mark.parametrize(
+    "reply, exact, no_answer",
+    [
+        (lambda row: row["answer"], 100.0, 0),
+        (lambda row: "I do not know.", 0.0, 3),
+        (
+            lambda row: {0: row["answer"], 1: "#### 12345"}.get(GSM8K_ROWS.index(row), "?"),
+            100 / 3,
+            1,
+        ),
+    ],
+)
 def test_gsm8k_scripted_answers(monkeypatch, reply, exact, no_answer):
     by_prompt = {gsm8k_prompt(row["question"]): reply(row) for row in GSM8K_ROWS}
-    monkeypatch.setattr(tasks, "answer", lambda model, tok, prompts, **kw:
-                        [by_prompt[p] for p in prompts])
+    monkeypatch.setattr(
+        tasks, "answer", lambda model, tok, prompts, **kw: [by_prompt[p] for p in prompts]
+    )
     result = tasks.gsm8k(None, None, GSM8K, limit=3, max_new_tokens=8, batch_size=2)
     m = result.metrics
-    assert (m["gsm8k/exact_match"], m["gsm8k/n"], m["gsm8k/no_answer"]) == \
-        (pytest.approx(exact), 3, no_answer)
-    assert [r["reference"] for r in result.rows] == ["18", "3", "70000"]
+    assert (m["gsm8k/exact_match"], m["gsm8k/n"], m["gsm8k/no_answer"]) == (
+        pytest.approx(exact),
+        3,
+        no_answer,
+    )
+    assert [r["reference"] for r in result.rows] == ["7", "30", "7"]
 
 
 def test_gsm8k_on_the_tiny_model(tiny):
@@ -184,14 +236,19 @@ def test_gsm8k_on_the_tiny_model(tiny):
 
 
 def test_signal_accuracy_by_hand():
-    records = [{"instruction": f"q{i}", "chosen": f"good{i}", "rejected": f"bad{i}", "raw": ""}
-               for i in range(4)]
+    records = [
+        {"instruction": f"q{i}", "chosen": f"good{i}", "rejected": f"bad{i}", "raw": ""}
+        for i in range(4)
+    ]
     judge = PreferOnly([1.0, 0.5, 0.0, None])
     result = tasks.signal_accuracy(records, judge, prefix="signal/iter1")
     assert judge.items == [(f"q{i}", f"good{i}", f"bad{i}") for i in range(4)]
-    assert result.metrics == {"signal/iter1/accuracy": pytest.approx(50.0),
-                              "signal/iter1/accuracy_se": pytest.approx(50 / math.sqrt(3)),
-                              "signal/iter1/n": 3, "signal/iter1/unparsed": 1}
+    assert result.metrics == {
+        "signal/iter1/accuracy": pytest.approx(50.0),
+        "signal/iter1/accuracy_se": pytest.approx(50 / math.sqrt(3)),
+        "signal/iter1/n": 3,
+        "signal/iter1/unparsed": 1,
+    }
     assert [r["preference"] for r in result.rows] == [1.0, 0.5, 0.0, None]
     with pytest.raises(DataError, match="record 2"):
         tasks.signal_accuracy([records[0], {"instruction": "q"}], judge)
@@ -207,11 +264,14 @@ def _run(task: str, path: Path, refs: Optional[Path] = None):
     return tasks.gsm8k(None, None, path, **kwargs)
 
 
-@pytest.mark.parametrize("task, good, bad", [
-    ("alpaca", {"instruction": "q", "output": "r"}, {"instruction": "q"}),
-    ("mt_bench", MT_QUESTIONS[0], {"question_id": 9, "category": "math", "turns": "M1"}),
-    ("gsm8k", GSM8K_ROWS[0], {"question": "q", "answer": "no final number"}),
-])
+@pytest.mark.parametrize(
+    "task, good, bad",
+    [
+        ("alpaca", {"instruction": "q", "output": "r"}, {"instruction": "q"}),
+        ("mt_bench", MT_QUESTIONS[0], {"question_id": 9, "category": "math", "turns": "M1"}),
+        ("gsm8k", GSM8K_ROWS[0], {"question": "q", "answer": "no final number"}),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path, task, good, bad):
     path = tmp_path / f"{task}.jsonl"
     path.write_text(json.dumps(good) + "\n\n" + json.dumps(bad) + "\n")

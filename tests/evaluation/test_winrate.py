@@ -1,10 +1,15 @@
 """Win rates and the length-controlled win rate against numbers worked out by hand."""
+
 import math
 
 import pytest
 
-from sso_exp.evaluation.winrate import (fit_length_glm, length_controlled_win_rate, length_feature,
-                                        win_rate)
+from sso_exp.evaluation.winrate import (
+    fit_length_glm,
+    length_controlled_win_rate,
+    length_feature,
+    win_rate,
+)
 
 # Two groups of four items. The model is 200 characters longer in the first group and as long
 # as the reference in the second. It mostly wins when longer and mostly loses otherwise, with ties.
@@ -27,14 +32,17 @@ def test_single_item_has_no_standard_error():
     assert rate == 50.0 and math.isnan(se)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: win_rate([]),
-    lambda: win_rate([1.5, 0]),
-    lambda: length_controlled_win_rate([], [], []),
-    lambda: length_controlled_win_rate([1, 0], [10, 20], [10]),
-    lambda: length_controlled_win_rate([1, 0], [10], [10, 20]),
-    lambda: fit_length_glm([1, 0], [0.3]),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: win_rate([]),
+        lambda: win_rate([1.5, 0]),
+        lambda: length_controlled_win_rate([], [], []),
+        lambda: length_controlled_win_rate([1, 0], [10, 20], [10]),
+        lambda: length_controlled_win_rate([1, 0], [10], [10, 20]),
+        lambda: fit_length_glm([1, 0], [0.3]),
+    ],
+)
 def test_bad_input_raises(call):
     with pytest.raises(ValueError):
         call()
@@ -42,7 +50,8 @@ def test_bad_input_raises(call):
 
 def test_length_feature_is_tanh_of_std_normalised_difference():
     assert length_feature(TWO_GROUP_MODEL, TWO_GROUP_REF).tolist() == pytest.approx(
-        [T_LONGER] * 4 + [0.0] * 4)
+        [T_LONGER] * 4 + [0.0] * 4
+    )
 
 
 @pytest.mark.parametrize("model_lengths", [[50] * 5, [60] * 5])  # equal, constant shift

@@ -1,16 +1,23 @@
 """mode=eval and eval.every_iteration, judged by a fake OpenAI-compatible server on
 127.0.0.1 that speaks the real chat-completions JSON."""
+
 import json
 
 import pytest
-
-from conftest import SHARED_DATA, TINY_ARGS, run_cli
 from fake_openai import FakeOpenAI
 from test_online import only_run, out
 
+from conftest import FIXTURES, TINY_ARGS, run_cli
+
 KEY = "sk-eval-test-never-logged-31337"
-SMALL = ["eval.alpaca_limit=2", "eval.mt_bench_limit=2", "eval.gsm8k_limit=2",
-         "eval.max_new_tokens=6", "eval.batch_size=4"]
+SMALL = [
+    "eval.alpaca_limit=2",
+    "eval.mt_bench_limit=2",
+    "eval.gsm8k_limit=2",
+    "eval.max_new_tokens=6",
+    "eval.batch_size=4",
+    f"data.dir={FIXTURES / 'data'}",
+]
 
 
 def judge_reply(messages):
@@ -19,9 +26,13 @@ def judge_reply(messages):
 
 
 def openai_args(server):
-    return ["eval.judge=openai", f"eval.openai.base_url={server.base_url}",
-            "eval.openai.model=judge-model", "eval.openai.backoff_s=0.01",
-            "eval.openai.max_retries=1"]
+    return [
+        "eval/judge=openai",
+        f"eval.judge.base_url={server.base_url}",
+        "eval.judge.model=judge-model",
+        "eval.judge.backoff_s=0.01",
+        "eval.judge.max_retries=1",
+    ]
 
 
 @pytest.fixture
@@ -32,8 +43,14 @@ def server(monkeypatch):
 
 
 def test_eval_mode_with_an_openai_judge(tmp_path, server):
-    proc = run_cli(tmp_path, "mode=eval", "model=tiny", *SMALL, *openai_args(server),
-                   f"data.pairs={SHARED_DATA / 'sso_example.json'}")
+    proc = run_cli(
+        tmp_path,
+        "mode=eval",
+        "model=tiny",
+        *SMALL,
+        *openai_args(server),
+        f"data.pairs={FIXTURES / 'sso_records.json'}",
+    )
     assert proc.returncode == 0, out(proc)[-3000:]
     client, run = only_run(tmp_path)
     m = run.data.metrics
@@ -52,8 +69,14 @@ def test_eval_mode_with_an_openai_judge(tmp_path, server):
 
 def test_a_failing_judge_keeps_earlier_tasks(tmp_path, server):
     server.failures = ["500"] * 50
-    proc = run_cli(tmp_path, "mode=eval", "model=tiny", *SMALL, *openai_args(server),
-                   "eval.tasks=[gsm8k,alpaca]")
+    proc = run_cli(
+        tmp_path,
+        "mode=eval",
+        "model=tiny",
+        *SMALL,
+        *openai_args(server),
+        "eval.tasks=[gsm8k,alpaca]",
+    )
     assert proc.returncode == 2 and "eval task 'alpaca'" in out(proc) and "HTTP 500" in out(proc)
     assert KEY not in out(proc)
     _, run = only_run(tmp_path)
@@ -62,8 +85,14 @@ def test_a_failing_judge_keeps_earlier_tasks(tmp_path, server):
 
 
 def test_every_iteration_judges_each_iterations_pairs(tmp_path, server):
-    proc = run_cli(tmp_path, *TINY_ARGS, "eval.every_iteration=true", "eval.tasks=[signal,alpaca]",
-                   *SMALL, *openai_args(server))
+    proc = run_cli(
+        tmp_path,
+        *TINY_ARGS,
+        "eval.every_iteration=true",
+        "eval.tasks=[signal,alpaca]",
+        *SMALL,
+        *openai_args(server),
+    )
     assert proc.returncode == 0, out(proc)[-3000:]
     client, run = only_run(tmp_path)
     hist = client.get_metric_history(run.info.run_id, "signal/accuracy")
@@ -72,10 +101,10 @@ def test_every_iteration_judges_each_iterations_pairs(tmp_path, server):
 
 
 def test_rm_judge_needs_a_checkpoint(tmp_path):
-    proc = run_cli(tmp_path, "mode=eval", "model=tiny", "eval.judge=rm")
+    proc = run_cli(tmp_path, "mode=eval", "model=tiny", "eval/judge=rm", *SMALL)
     assert proc.returncode == 2 and "rm.checkpoint" in out(proc)
 
 
 def test_unknown_task_is_refused(tmp_path):
-    proc = run_cli(tmp_path, "mode=eval", "model=tiny", "eval.tasks=[signal,bleu]")
+    proc = run_cli(tmp_path, "mode=eval", "model=tiny", "eval.tasks=[signal,bleu]", *SMALL)
     assert proc.returncode == 2 and "unknown tasks ['bleu']" in out(proc)

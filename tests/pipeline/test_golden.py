@@ -1,5 +1,6 @@
 """A small seeded online run on model=tiny is pinned: its pairs files byte for byte and its
 whole metric history, so a change meant to keep behaviour (a refactor) can show it did."""
+
 import json
 import math
 from pathlib import Path
@@ -10,17 +11,21 @@ from conftest import TINY_ARGS, run_cli
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "tiny_online.json"
 # float32 training over a few steps: values agree to ~1e3 float32 ulps of their magnitude
-RTOL = 1000 * 2.0 ** -23
+RTOL = 1000 * 2.0**-23
 
 
 def capture(tmp_path: Path) -> dict:
     """The run's pairs files (text) and every metric's (step, value) history."""
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     run = client.search_runs([client.get_experiment_by_name("sso-exp").experiment_id])[0]
-    metrics = {key: sorted([m.step, m.value] for m in client.get_metric_history(run.info.run_id, key))
-               for key in sorted(run.data.metrics)}
-    pairs = {p.parent.name: p.read_text(encoding="utf-8")
-             for p in sorted((tmp_path / "run").glob("iter_*/pairs.jsonl"))}
+    metrics = {
+        key: sorted([m.step, m.value] for m in client.get_metric_history(run.info.run_id, key))
+        for key in sorted(run.data.metrics)
+    }
+    pairs = {
+        p.parent.name: p.read_text(encoding="utf-8")
+        for p in sorted((tmp_path / "run").glob("iter_*/pairs.jsonl"))
+    }
     return {"pairs": pairs, "metrics": metrics}
 
 

@@ -1,4 +1,5 @@
 """`python -m sso_exp` on model=tiny: what a run leaves behind, and how bad input fails."""
+
 import json
 
 import mlflow
@@ -6,14 +7,26 @@ import pytest
 from safetensors import safe_open
 
 from conftest import TINY_ARGS, run_cli
-from sso_exp.data import RECORD_FIELDS
+from sso_exp.data.records import RECORD_FIELDS
 
-STEP_METRICS = [f"{p}rewards/{k}" for p in ("", "p_", "n_")
-                for k in ("chosen", "rejected", "accuracies", "margins")]
+STEP_METRICS = [
+    f"{p}rewards/{k}"
+    for p in ("", "p_", "n_")
+    for k in ("chosen", "rejected", "accuracies", "margins")
+]
 STEP_METRICS += ["loss", "logps/chosen", "logps/rejected", "w/mean"]
-ITER_METRICS = ["pairs/generated", "pairs/kept", "pairs/drop_rate", "pairs/dropped/short",
-                "length/chosen", "length/rejected", "length/raw",
-                "onpolicy/chosen", "onpolicy/rejected", "onpolicy/raw"]
+ITER_METRICS = [
+    "pairs/generated",
+    "pairs/kept",
+    "pairs/drop_rate",
+    "pairs/dropped/short",
+    "length/chosen",
+    "length/rejected",
+    "length/raw",
+    "onpolicy/chosen",
+    "onpolicy/rejected",
+    "onpolicy/raw",
+]
 
 
 def out(proc):
@@ -39,13 +52,18 @@ def online_run(tmp_path_factory):
 def test_each_iteration_leaves_pairs_and_a_checkpoint(online_run):
     tmp, _ = online_run
     for it in (1, 2):
-        rows = [json.loads(l) for l in (tmp / f"run/iter_{it}/pairs.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line)
+            for line in (tmp / f"run/iter_{it}/pairs.jsonl").read_text().splitlines()
+        ]
         assert rows and all(tuple(r) == RECORD_FIELDS for r in rows)
         assert all(r["p_system"].startswith("Your response should be") for r in rows)
         ckpt = tmp / f"run/iter_{it}/policy"
         assert (ckpt / "model.safetensors").is_file() and not list(ckpt.glob("*.bin"))
-    with safe_open(tmp / "run/iter_1/policy/model.safetensors", "pt") as a, \
-            safe_open(tmp / "run/iter_2/policy/model.safetensors", "pt") as b:
+    with (
+        safe_open(tmp / "run/iter_1/policy/model.safetensors", "pt") as a,
+        safe_open(tmp / "run/iter_2/policy/model.safetensors", "pt") as b,
+    ):
         key = "model.layers.0.mlp.up_proj.weight"
         assert not (a.get_tensor(key) == b.get_tensor(key)).all(), "iteration 2 did not train"
 
@@ -54,7 +72,7 @@ def test_mlflow_run_holds_config_metrics_and_pairs(online_run):
     tmp, _ = online_run
     client, run = only_run(tmp)
     assert run.info.status == "FINISHED"
-    assert run.data.params["loss.name"] == "ipo" and run.data.params["model.name"] == "tiny"
+    assert run.data.params["loss.name"] == "ipo" and run.data.params["model.source"] == "tiny"
     for key in STEP_METRICS + ITER_METRICS:
         assert key in run.data.metrics, key
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
@@ -63,20 +81,22 @@ def test_mlflow_run_holds_config_metrics_and_pairs(online_run):
     assert [m.step for m in onpol] == [1, 2] and all(m.value < 0 for m in onpol)
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "iter_1", "iter_2", "summary.md"} <= arts
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "iter_2")] == ["iter_2/pairs.jsonl"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "iter_2")] == [
+        "iter_2/pairs.jsonl"
+    ]
 
 
 def test_console_prints_the_summary_table(online_run):
     _, proc = online_run
-    table = [l for l in proc.stdout.splitlines() if l.startswith("| ")]
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| iter | generated | kept | drop %")
-    assert [l.split("|")[1].strip() for l in table[1:]] == ["1", "2"]
+    assert [line.split("|")[1].strip() for line in table[1:]] == ["1", "2"]
 
 
 def test_missing_prompts_file_fails_before_any_work(tmp_path):
     proc = run_cli(tmp_path, *TINY_ARGS, f"data.prompts={tmp_path}/none.jsonl")
     assert proc.returncode == 2
-    assert "none.jsonl: file not found" in out(proc)
+    assert "config key 'data.prompts'" in out(proc) and "none.jsonl not found" in out(proc)
     assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob("run/iter_*"))
 
 

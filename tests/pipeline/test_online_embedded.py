@@ -1,4 +1,5 @@
 """The real embedded SmolLM2-135M at tiny sizes: the main job as users run it."""
+
 import json
 
 import pytest
@@ -8,16 +9,25 @@ from conftest import run_cli
 
 @pytest.mark.slow
 def test_two_iterations_on_the_embedded_model(tmp_path):
-    proc = run_cli(tmp_path, "schedule.iterations=2", "schedule.queries_per_iteration=4",
-                   "schedule.max_new_tokens=32", "schedule.batch_size=2", "schedule.grad_accum=1")
+    proc = run_cli(
+        tmp_path,
+        "schedule.iterations=2",
+        "schedule.queries_per_iteration=4",
+        "generation.max_new_tokens=32",
+        "schedule.batch_size=2",
+        "schedule.grad_accum=1",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for it in (1, 2):
-        rows = [json.loads(l) for l in (tmp_path / f"run/iter_{it}/pairs.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line)
+            for line in (tmp_path / f"run/iter_{it}/pairs.jsonl").read_text().splitlines()
+        ]
         assert rows, f"iteration {it} kept no pairs"
         # a real instruct model writes distinct, non-empty answers under p+, p- and no system
         assert all(r["chosen"] and r["rejected"] and r["raw"] for r in rows)
         assert (tmp_path / f"run/iter_{it}/policy/model.safetensors").is_file()
-    table = [l for l in proc.stdout.splitlines() if l.startswith("| ")]
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert len(table) == 3  # header, two iterations
     for row in table[1:]:
         # mean token log-prob of real text under SmolLM2 is far above uniform (-10.8)

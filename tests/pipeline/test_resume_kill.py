@@ -2,6 +2,7 @@
 command started again goes on from the last finished stage, in the same folder and MLflow
 run, logs no metric twice, and ends where an uninterrupted run ends. Also: the same config
 and seed give the same pairs and metrics, and every run records its provenance."""
+
 import json
 import os
 import signal
@@ -14,21 +15,40 @@ import pytest
 
 from conftest import ROOT
 
-ARGS = ("model=tiny", "schedule.iterations=2", "schedule.queries_per_iteration=12",
-        "schedule.batch_size=1", "schedule.grad_accum=1", "schedule.max_new_tokens=12",
-        "principle.identify_max_new_tokens=8", "schedule.lr=1e-3")
+ARGS = (
+    "model=tiny",
+    "schedule.iterations=2",
+    "schedule.queries_per_iteration=12",
+    "schedule.batch_size=1",
+    "schedule.grad_accum=1",
+    "generation.max_new_tokens=12",
+    "principle.identify_max_new_tokens=8",
+    "schedule.optimizer.lr=1e-3",
+)
 STEPS_PER_ITERATION = 12
 
 
 def command(tmp):
-    return [sys.executable, "-m", "sso_exp", f"hydra.run.dir={tmp}/run",
-            f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"tracking.artifact_location={tmp}/art",
-            *ARGS]
+    return [
+        sys.executable,
+        "-m",
+        "sso_exp",
+        f"hydra.run.dir={tmp}/run",
+        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        f"tracking.artifact_location={tmp}/art",
+        *ARGS,
+    ]
 
 
 def run(tmp):
-    proc = subprocess.run(command(tmp), cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        command(tmp),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -58,8 +78,13 @@ def logged_steps(tmp, key="loss"):
 def kill_when(tmp, ready, timeline):
     """Start the run, SIGKILL it as soon as `ready()` holds."""
     start = time.monotonic()
-    proc = subprocess.Popen(command(tmp), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command(tmp),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     while not ready():
         assert proc.poll() is None, "the run ended before the kill"
         assert time.monotonic() - start < 300
@@ -72,8 +97,10 @@ def kill_when(tmp, ready, timeline):
 def history(tmp):
     """Every metric's (step, value) list."""
     client, r = the_run(tmp)
-    return {k: sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, k))
-            for k in r.data.metrics}
+    return {
+        k: sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, k))
+        for k in r.data.metrics
+    }
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +111,10 @@ def reference(tmp_path_factory):
 
 
 def check_resumed_like_reference(tmp, reference, not_redone):
-    before = {p: (tmp / "run" / p).stat().st_mtime_ns
-              for p in [*not_redone, "config.yaml", "provenance.json"]}  # the run's own
+    before = {
+        p: (tmp / "run" / p).stat().st_mtime_ns
+        for p in [*not_redone, "config.yaml", "provenance.json"]
+    }  # the run's own
     run_id = the_run(tmp)[1].info.run_id
     start = time.monotonic()
     proc = run(tmp)
@@ -101,8 +130,9 @@ def check_resumed_like_reference(tmp, reference, not_redone):
     assert got.keys() == want.keys()
     assert got == want  # the same values at the same steps as an uninterrupted run
     for it in (1, 2):
-        assert (tmp / f"run/iter_{it}/pairs.jsonl").read_text() == \
-            (reference / f"run/iter_{it}/pairs.jsonl").read_text()
+        assert (tmp / f"run/iter_{it}/pairs.jsonl").read_text() == (
+            reference / f"run/iter_{it}/pairs.jsonl"
+        ).read_text()
     return time.monotonic() - start
 
 
@@ -112,29 +142,45 @@ def test_killed_while_sampling_iteration_2(tmp_path, reference):
     assert list(stages(tmp_path)) == ["iter_1/sample", "iter_1/train"]
     assert not (tmp_path / "run/iter_2/pairs.jsonl").exists()
     took = check_resumed_like_reference(
-        tmp_path, reference, ["iter_1/pairs.jsonl", "iter_1/policy/model.safetensors"])
+        tmp_path, reference, ["iter_1/pairs.jsonl", "iter_1/policy/model.safetensors"]
+    )
     print("\n".join(timeline + [f"resumed and finished in {took:.1f}s"]))
 
 
 def test_killed_while_training_iteration_2(tmp_path, reference):
     timeline = []
-    kill_when(tmp_path, lambda: "iter_2/sample" in stages(tmp_path)
-              and logged_steps(tmp_path) > STEPS_PER_ITERATION + 1, timeline)
+    kill_when(
+        tmp_path,
+        lambda: (
+            "iter_2/sample" in stages(tmp_path) and logged_steps(tmp_path) > STEPS_PER_ITERATION + 1
+        ),
+        timeline,
+    )
     assert "iter_2/train" not in stages(tmp_path)
     partial = logged_steps(tmp_path)
     assert STEPS_PER_ITERATION < partial < 2 * STEPS_PER_ITERATION  # killed mid-training
     took = check_resumed_like_reference(
-        tmp_path, reference, ["iter_1/policy/model.safetensors", "iter_2/pairs.jsonl",
-                              "iter_2/generated.jsonl"])
-    print("\n".join(timeline + [f"{partial} loss steps logged before the kill",
-                                f"resumed and finished in {took:.1f}s"]))
+        tmp_path,
+        reference,
+        ["iter_1/policy/model.safetensors", "iter_2/pairs.jsonl", "iter_2/generated.jsonl"],
+    )
+    print(
+        "\n".join(
+            timeline
+            + [
+                f"{partial} loss steps logged before the kill",
+                f"resumed and finished in {took:.1f}s",
+            ]
+        )
+    )
 
 
 def test_same_config_and_seed_reproduce_pairs_and_metrics(tmp_path, reference):
     run(tmp_path)
     for it in (1, 2):
-        assert (tmp_path / f"run/iter_{it}/pairs.jsonl").read_bytes() == \
-            (reference / f"run/iter_{it}/pairs.jsonl").read_bytes()
+        assert (tmp_path / f"run/iter_{it}/pairs.jsonl").read_bytes() == (
+            reference / f"run/iter_{it}/pairs.jsonl"
+        ).read_bytes()
     assert history(tmp_path) == history(reference)
 
 

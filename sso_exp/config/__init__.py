@@ -1,0 +1,40 @@
+"""Configuration: the typed schema (every default once), its ConfigStore registration and
+start-up validation."""
+
+from .evaluation import EvalConfig, RMConfig
+from .model import LoraSettings, ModelConfig
+from .schema import DataConfig, ModeConfig, SSOConfig, TrackingConfig, flatten, validate
+from .steering import FeatureConfig, FilterConfig, GenerationConfig, PrincipleConfig
+from .store import register
+from .training import (
+    LossConfig,
+    ObjectiveConfig,
+    OptimizerConfig,
+    ScheduleConfig,
+    ScoringConfig,
+    TrainerConfig,
+)
+
+__all__ = [
+    "DataConfig",
+    "EvalConfig",
+    "FeatureConfig",
+    "FilterConfig",
+    "GenerationConfig",
+    "LoraSettings",
+    "LossConfig",
+    "ModeConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "OptimizerConfig",
+    "PrincipleConfig",
+    "RMConfig",
+    "SSOConfig",
+    "ScheduleConfig",
+    "ScoringConfig",
+    "TrackingConfig",
+    "TrainerConfig",
+    "flatten",
+    "register",
+    "validate",
+]

@@ -1,0 +1,95 @@
+"""Evaluation (`eval`, its judge in `eval/judge`) and reward models (`rm`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import MISSING
+
+from ..errors import require
+
+TASKS = ("signal", "alpaca", "mt_bench", "gsm8k")
+
+
+@dataclass
+class PolicyJudgeConfig:
+    """The model under evaluation judges (greedy replies)."""
+
+    _target_: str = "sso_exp.evaluation.judges.policy_judge"
+    _partial_: bool = True
+    max_new_tokens: int = 256
+    batch_size: int = "${..batch_size}"  # type: ignore[assignment]
+
+
+@dataclass
+class OpenAIJudgeConfig:
+    """An OpenAI-compatible chat-completions server, e.g. http://127.0.0.1:8000/v1."""
+
+    _target_: str = "sso_exp.evaluation.judges.openai_judge"
+    _partial_: bool = True
+    base_url: str = MISSING
+    model: str = MISSING
+    api_key_env: Optional[str] = "OPENAI_API_KEY"  # the key is read from here, never logged
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    backoff_s: float = 1.0
+    max_tokens: int = 512
+
+
+@dataclass
+class RewardJudgeConfig:
+    """A trained Bradley-Terry reward model (pairs only: it cannot grade MT-Bench)."""
+
+    _target_: str = "sso_exp.evaluation.judges.reward_judge"
+    _partial_: bool = True
+    checkpoint: Optional[str] = "${rm.checkpoint}"
+    max_length: int = "${rm.max_length}"  # type: ignore[assignment]
+    batch_size: int = "${..batch_size}"  # type: ignore[assignment]
+
+
+JUDGES = {"policy": PolicyJudgeConfig, "openai": OpenAIJudgeConfig, "rm": RewardJudgeConfig}
+
+
+@dataclass
+class EvalConfig:
+    """docs/algorithm.md §7. File names are looked up as docs/data.md says."""
+
+    tasks: List[str] = field(default_factory=lambda: list(TASKS))
+    judge: Any = MISSING  # an option of eval/judge: policy | openai | rm
+    every_iteration: bool = False  # online runs: evaluate after each iteration
+    policy: Optional[str] = None  # mode=eval: a saved policy folder; None: the model config
+    alpaca_path: Optional[str] = "alpaca_eval_gpt4_turbo.jsonl"
+    alpaca_limit: Optional[int] = 20
+    mt_bench_path: Optional[str] = "mt_bench_questions.jsonl"
+    mt_bench_reference: Optional[str] = "mt_bench_reference_gpt4.jsonl"
+    mt_bench_limit: Optional[int] = 10
+    gsm8k_path: Optional[str] = "gsm8k_test_1k.jsonl"
+    gsm8k_limit: Optional[int] = 50
+    max_new_tokens: int = 256  # the policy's answers
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.tasks if t not in TASKS]
+        require(not bad, "eval.tasks", f"unknown tasks {bad}; known: {', '.join(TASKS)}")
+
+
+@dataclass
+class RMConfig:
+    """Bradley-Terry reward models (mode=rm, mode=rm_score, eval/judge=rm)."""
+
+    sso: bool = True  # train on SSO pairs (data.pairs, or written by the generator/policy)
+    mix: Optional[str] = None  # human pairs mixed in: HH transcripts or prompt/chosen/rejected
+    mix_limit: Optional[int] = None
+    eval: Optional[str] = None  # human-labelled pairs to evaluate on
+    eval_limit: Optional[int] = None
+    max_length: int = 512  # tokens per conversation; longer ones lose their start
+    lr: float = 1e-5
+    epochs: int = 1
+    batch_size: int = 4
+    checkpoint: Optional[str] = None  # a trained reward model folder
+    score_input: Optional[str] = None  # mode=rm_score: JSONL of prompt/response rows
+
+    def __post_init__(self) -> None:
+        for key in ("max_length", "epochs", "batch_size"):
+            require(getattr(self, key) >= 1, f"rm.{key}", "must be >= 1")

@@ -1,0 +1,71 @@
+"""Which model to load and how (the `model` and `generator` groups)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+from ..errors import require
+
+
+@dataclass
+class LoraSettings:
+    """LoRA through peft: the reference is the base with adapters off (no second copy), and
+    the adapters are merged into the weights at the end of every training run."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: List[str] = field(
+        default_factory=lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+    )
+
+    def __post_init__(self) -> None:
+        require(self.r >= 1, "model.lora.r", "must be >= 1")
+        require(0 <= self.dropout < 1, "model.lora.dropout", "must be in [0, 1)")
+
+
+@dataclass
+class ModelConfig:
+    # gguf: a GGUF file inside an installed Python package; pretrained: hub id or local
+    # folder (never downloaded); tiny: a random Llama built from `arch`
+    source: str = MISSING
+    path: Optional[str] = None
+    package: Optional[str] = None
+    gguf_file: Optional[str] = None
+    arch: Dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+    # HF's attention kernel: sdpa | eager (fastest compiled on CPU for short sequences,
+    # memory quadratic in length) | flash_attention_2 (GPU)
+    attn_implementation: str = "sdpa"
+    trust_remote_code: bool = False
+    cache_dir: str = "${oc.env:SSO_EXP_CACHE,${oc.env:HOME}/.cache/sso-exp}"  # converted GGUF
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def __post_init__(self) -> None:
+        require(
+            self.source in ("gguf", "pretrained", "tiny"),
+            "model.source",
+            f"'{self.source}' is not one of gguf, pretrained, tiny",
+        )
+        require(
+            self.dtype in ("float32", "bfloat16", "float16"),
+            "model.dtype",
+            f"'{self.dtype}' is not one of float32, bfloat16, float16",
+        )
+
+    @property
+    def label(self) -> str:
+        """How messages name the model: its folder, hub id or packaged file."""
+        return self.path or f"{self.package}/{self.gguf_file}"

@@ -1,0 +1,95 @@
+"""The whole typed config: every default is written here once, in the dataclasses of this
+package; an option file in `conf/` holds only what it changes. `validate` builds the
+dataclasses at start-up, so a wrong key, type or range fails before any work, naming it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from ..errors import require_choice
+from .evaluation import EvalConfig, RMConfig
+from .model import ModelConfig
+from .steering import FilterConfig, GenerationConfig, PrincipleConfig
+from .training import LossConfig, ObjectiveConfig, ScheduleConfig, ScoringConfig, TrainerConfig
+
+MODES = ("online", "offline", "rm", "rm_score", "eval")
+
+
+@dataclass
+class ModeConfig:
+    """`name` is the option chosen in the `mode` group."""
+
+    name: str = "${hydra:runtime.choices.mode}"
+    on_empty: str = "stop"  # what an iteration whose pairs were all dropped does
+
+    def __post_init__(self) -> None:
+        require_choice(self.name, MODES, "mode.name")
+        require_choice(self.on_empty, ("stop", "continue"), "mode.on_empty")
+
+
+@dataclass
+class DataConfig:
+    """Input files. A relative name is looked up in the working directory, then in the data
+    folder `dir` (docs/data.md)."""
+
+    dir: str = "${oc.env:SSO_EXP_DATA,${hydra:runtime.cwd}/data}"
+    prompts: Optional[str] = None  # JSONL with `prompt` or `instruction`; None: demo queries
+    pairs: Optional[str] = None  # train on this file of SSO records (or human pairs) as it is
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = MISSING
+    artifact_location: Optional[str] = None
+    experiment_name: str = "sso-exp"
+    run_name: Optional[str] = None
+
+
+@dataclass
+class SSOConfig:
+    model: ModelConfig = MISSING
+    principle: PrincipleConfig = MISSING
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    mode: ModeConfig = field(default_factory=ModeConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: Optional[ModelConfig] = None  # offline data writer; None: the policy
+    rm: RMConfig = field(default_factory=RMConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = MISSING
+    output_dir: Optional[str] = "${hydra:runtime.output_dir}"  # None only under --cfg
+    resume: str = "auto"  # online runs: auto | never | <run folder> (pipeline/resume.py)
+    optimized_metric: Optional[str] = None  # a summary-row key the job returns (hparams search)
+
+
+def flatten(cfg: Any, skip: Sequence[str] = ()) -> Dict[str, Any]:
+    """The resolved config as dotted keys; a key in `skip` drops its whole subtree."""
+    flat: Dict[str, Any] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if key in skip:
+            return
+        if isinstance(node, dict):
+            for sub, value in node.items():
+                walk(value, f"{key}.{sub}" if key else sub)
+        else:
+            flat[key] = node
+
+    walk(OmegaConf.to_container(OmegaConf.structured(cfg)), "")
+    return flat
+
+
+def validate(cfg: DictConfig) -> SSOConfig:
+    """Merge the composed config into the schema (types, unknown keys) and build the
+    dataclasses (missing values, ranges). Errors name the offending key."""
+    if "hydra" in cfg:  # present when composed with return_hydra_config (tests)
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SSOConfig), cfg))

@@ -1,0 +1,164 @@
+"""How the models are trained: the loss (`loss`), the objective (`objective`), the
+schedule with its optimizer and learning-rate schedule (`schedule`), reference scoring
+(`scoring`) and Lightning's side (`trainer`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..errors import require, require_choice
+
+BASE_LOSSES = ("dpo", "ipo", "simpo", "orpo")
+MALLOPT_MAX_KB = (2**31 - 1) // 1024
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+@dataclass
+class LossConfig:
+    """docs/algorithm.md §4; `name` is the base loss chosen in the `loss` group."""
+
+    name: str = "${hydra:runtime.choices.loss}"
+    beta: float = 0.1  # pref_beta
+    use_g: bool = True  # the G term: the p and n pairs
+    g_beta: float = 0.1
+    use_w: bool = True  # the W weight
+    w_alpha: float = 0.5
+    w_detach: bool = False  # the authors let gradient flow through W
+    ftx: float = 0.0  # NLL weight
+    simpo_gamma: float = 0.5
+
+    def __post_init__(self) -> None:
+        require_choice(self.name, BASE_LOSSES, "loss.name")
+        require(self.beta > 0, "loss.beta", "must be > 0")
+        require(0.0 <= self.w_alpha <= 1.0, "loss.w_alpha", "must be in [0, 1]")
+        require(self.g_beta >= 0 and self.ftx >= 0, "loss.g_beta/loss.ftx", "must be >= 0")
+
+
+@dataclass
+class ObjectiveConfig:
+    """v1: SSO (arXiv); v2: a generator trained with L+ + L- writes the pairs, the policy
+    trains with the plain base loss (docs/algorithm.md §5). `name` is the option chosen."""
+
+    name: str = "${hydra:runtime.choices.objective}"
+    generator_loss: str = "dpo"
+    generator_beta: float = 0.1
+    gamma: float = 0.1
+    generator_lr: float = 5e-7
+
+    def __post_init__(self) -> None:
+        require_choice(self.name, ("v1", "v2"), "objective.name")
+        require_choice(self.generator_loss, BASE_LOSSES, "objective.generator_loss")
+
+
+@dataclass
+class OptimizerConfig:
+    """Built by Hydra as a partial; the module gives it the parameters (and the fused flag)."""
+
+    _target_: str = "torch.optim.AdamW"
+    _partial_: bool = True
+    lr: float = 5e-6
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.1
+
+
+@dataclass
+class LRSchedulerConfig:
+    """Built by Hydra as a partial; the module gives it the optimizer and the step count."""
+
+    _target_: str = "sso_exp.training.optim.warmup_cosine"
+    _partial_: bool = True
+    warmup_ratio: float = 0.1
+
+
+@dataclass
+class ScheduleConfig:
+    """Sized for the embedded model on a 2-core CPU (`make run`); schedule=paper is the
+    authors'."""
+
+    iterations: int = 2
+    queries_per_iteration: int = 8
+    epochs: int = 1
+    batch_size: int = 2
+    grad_accum: int = 2
+    max_length: int = 1024  # tokens per prompt + response
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    lr_scheduler: LRSchedulerConfig = field(default_factory=LRSchedulerConfig)
+
+    def __post_init__(self) -> None:
+        for key in (
+            "iterations",
+            "queries_per_iteration",
+            "epochs",
+            "batch_size",
+            "grad_accum",
+            "max_length",
+        ):
+            require(getattr(self, key) >= 1, f"schedule.{key}", "must be >= 1")
+        require(len(self.optimizer.betas) == 2, "schedule.optimizer.betas", "must be two numbers")
+        require(
+            0 <= self.lr_scheduler.warmup_ratio < 1,
+            "schedule.lr_scheduler.warmup_ratio",
+            "must be in [0, 1)",
+        )
+
+
+@dataclass
+class ScoringConfig:
+    """Log-probs without gradient: reference, on-policyness, the log-prob filter."""
+
+    batch_size: int = 24
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "scoring.batch_size", "must be >= 1")
+
+
+@dataclass
+class TrainerConfig:
+    """How training runs (Lightning's accelerator, devices, strategy, precision, extra
+    callbacks) and the memory levers of the SSO step."""
+
+    accelerator: str = "cpu"  # cpu | gpu | auto
+    devices: Any = 1
+    num_nodes: int = 1
+    # auto | ddp_spawn | deepspeed_stage_2 | a strategy built by Hydra from its _target_
+    strategy: Any = "auto"
+    # bf16-mixed: autocast over fp32 weights; bf16-true: bf16 weights, fp32 master copies
+    # in the optimizer. Either way log-softmax, log-probs and the loss stay fp32.
+    precision: str = "32-true"
+    # Lightning callbacks built by Hydra, by name (null drops one)
+    callbacks: Dict[str, Any] = field(
+        default_factory=lambda: {
+            "progress_bar": {"_target_": "pytorch_lightning.callbacks.TQDMProgressBar"}
+        }
+    )
+    gradient_checkpointing: bool = True  # keep layer inputs, recompute in backward
+    compile: bool = False  # torch.compile the decoder layers while training
+    logps_chunk: int = 512  # response positions per vocabulary projection (0: all at once)
+    # glibc's heap (training/heap.py), None: its default
+    malloc_mmap_threshold_kb: Optional[int] = None
+    malloc_trim_threshold_kb: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        require(
+            self.precision in PRECISIONS,
+            "trainer.precision",
+            f"'{self.precision}' is not one of {', '.join(PRECISIONS)}",
+        )
+        require(self.logps_chunk >= 0, "trainer.logps_chunk", "must be >= 0")
+        for key in ("malloc_mmap_threshold_kb", "malloc_trim_threshold_kb"):
+            kb = getattr(self, key)
+            require(
+                kb is None or 0 <= kb <= MALLOPT_MAX_KB,
+                f"trainer.{key}",
+                f"must be between 0 and {MALLOPT_MAX_KB} (glibc's mallopt takes a C int)",
+            )
+        require(
+            self.precision != "bf16-true" or (self.devices == 1 and self.num_nodes == 1),
+            "trainer.precision",
+            "bf16-true (fp32 master weights) runs in one process; "
+            "use bf16-mixed with several devices",
+        )
+        require(self.num_nodes >= 1, "trainer.num_nodes", "must be >= 1")

@@ -1,0 +1,2 @@
+"""Data: input files, the authors' record format, human preference pairs, tokenization and
+training batches."""

@@ -1,0 +1,55 @@
+"""Batch orders. Sampling, scoring and answering sort their inputs by length so a batch
+wastes little compute on padding, and show progress per item; training shuffles per epoch
+and deals the order across data-parallel ranks."""
+
+from __future__ import annotations
+
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+from tqdm.auto import tqdm
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, desc: Optional[str] = None
+) -> Iterator[List[int]]:
+    """Input indices, shortest first, `batch_size` at a time; a progress bar when `desc`."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    with tqdm(total=len(order), desc=desc, unit="seq", disable=desc is None) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield idx
+            bar.update(len(idx))
+
+
+class RankShards(Sampler):
+    """Training order: a seeded shuffle per epoch, dealt across DDP ranks (rank r of n takes
+    items r, r + n, ...; the order is padded by wrapping so every rank gets as many). Thus n
+    ranks of batch b see the same global batches as one process of batch n x b; Lightning's
+    own distributed sampler is turned off (`use_distributed_sampler=False`)."""
+
+    def __init__(self, size: int, shuffle: bool, seed: int):
+        self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls it at each epoch start
+        self.epoch = epoch
+
+    @staticmethod
+    def _world() -> Tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        return -(-self.size // self._world()[1])
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = self._world()
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = (
+            torch.randperm(self.size, generator=gen) if self.shuffle else torch.arange(self.size)
+        )
+        order = order.repeat(-(-len(self) * world // max(self.size, 1)))[: len(self) * world]
+        return iter(order[rank::world].tolist())

@@ -1,0 +1,100 @@
+"""Preference pairs as training batches: SSO records' pairs (docs/algorithm.md §4),
+tokenized once, with the reference log-probs computed before training stored alongside,
+and reward-model pairs (chosen then rejected in one batch)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from .batching import RankShards
+from .encoding import Encoded, pad, sequence_names
+
+
+class SeqLogps(NamedTuple):
+    """Summed token log-probs of a response and its token count."""
+
+    sum: Tensor
+    count: Tensor
+
+    @property
+    def mean(self) -> Tensor:
+        return self.sum / self.count.clamp(min=1)
+
+
+class Pair(NamedTuple):
+    chosen: SeqLogps
+    rejected: SeqLogps
+
+
+class PairDataset(Dataset):
+    """Item i: record i's pair sequences and, for DPO/IPO, their reference log-probs."""
+
+    def __init__(
+        self,
+        encoded: Dict[str, List[Encoded]],
+        pairs: Sequence[str],
+        reference: Optional[Dict[str, SeqLogps]] = None,
+    ):
+        self.encoded, self.pairs, self.reference = encoded, list(pairs), reference
+
+    def __len__(self) -> int:
+        return len(self.encoded[f"{self.pairs[0]}_chosen"])
+
+    def __getitem__(self, i: int) -> Dict:
+        item = {n: self.encoded[n][i] for n in sequence_names(self.pairs)}
+        if self.reference is not None:
+            item["ref"] = {
+                n: (self.reference[n].sum[i], self.reference[n].count[i])
+                for n in sequence_names(self.pairs)
+            }
+        return item
+
+
+def collate(items: List[Dict], pairs: Sequence[str], pad_id: int) -> Dict:
+    """Per pair, one right-padded batch of the B chosen then the B rejected sequences."""
+    batch: Dict = {
+        p: pad([it[f"{p}_chosen"] for it in items] + [it[f"{p}_rejected"] for it in items], pad_id)
+        for p in pairs
+    }
+    if "ref" in items[0]:
+
+        def ref(name: str) -> SeqLogps:
+            return SeqLogps(
+                torch.stack([it["ref"][name][0] for it in items]),
+                torch.stack([it["ref"][name][1] for it in items]),
+            )
+
+        batch["ref"] = {p: Pair(ref(f"{p}_chosen"), ref(f"{p}_rejected")) for p in pairs}
+    return batch
+
+
+def loader(
+    dataset: PairDataset, batch_size: int, pad_id: int, shuffle: bool, seed: int
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=RankShards(len(dataset), shuffle, seed),
+        collate_fn=partial(collate, pairs=dataset.pairs, pad_id=pad_id),
+    )
+
+
+def collate_conversations(items: List[Dict[str, Encoded]], pad_id: int) -> Dict[str, Tensor]:
+    """A reward model's batch: chosen then rejected rows, so one forward scores both."""
+    return pad([it["chosen"] for it in items] + [it["rejected"] for it in items], pad_id)
+
+
+def conversation_loader(
+    encoded: List[Dict[str, Encoded]], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0
+) -> DataLoader:
+    return DataLoader(
+        encoded,
+        batch_size=batch_size,
+        sampler=RankShards(len(encoded), shuffle, seed),
+        collate_fn=partial(collate_conversations, pad_id=pad_id),
+    )

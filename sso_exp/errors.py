@@ -1,0 +1,29 @@
+"""Errors a user can fix. The CLI prints their message (exit 2), never a traceback, so each
+one names what to change: a config key, or a file and line."""
+
+from __future__ import annotations
+
+
+class SSOError(Exception):
+    """An error the user can fix."""
+
+
+class ConfigError(SSOError, ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+class DataError(SSOError, ValueError):
+    """Bad input data; the message names the file and line."""
+
+
+def require(ok: bool, key: str, msg: str) -> None:
+    """Raise a ConfigError naming `key` unless `ok`."""
+    if not ok:
+        raise ConfigError(f"config key '{key}': {msg}")
+
+
+def require_choice(value: str, choices: tuple, key: str) -> None:
+    """`value` must be one of `choices`; an interpolation (the schema's default naming the
+    option chosen, e.g. ${hydra:runtime.choices.loss}) is checked once resolved."""
+    if not value.startswith("${"):
+        require(value in choices, key, f"'{value}' is not one of {', '.join(choices)}")

@@ -1,0 +1,128 @@
+"""Start-up checks: before any work, the data files a mode needs are found (their keys then
+hold absolute paths) and parsed where that is cheap, the models it loads are on this
+machine, and its judge can do its tasks. Each failure names the key, or the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict, List
+
+from ..config import SSOConfig
+from ..config.evaluation import RewardJudgeConfig
+from ..data.files import with_located
+from ..data.preferences import read_training_pairs
+from ..data.records import load_prompts, read_records
+from ..errors import ConfigError
+from ..evaluation.judges import check_reward_checkpoint
+from ..models.loading import check_available
+from ..training.objectives import policy_objective
+from .reward import read_scoring_rows
+
+TASK_FILES = {
+    "signal": (),
+    "alpaca": ("eval.alpaca_path",),
+    "mt_bench": ("eval.mt_bench_path", "eval.mt_bench_reference"),
+    "gsm8k": ("eval.gsm8k_path",),
+}
+MODE_FILES = {
+    "online": ("data.prompts",),
+    "offline": ("data.pairs", "data.prompts"),
+    "rm": ("data.pairs", "data.prompts", "rm.mix", "rm.eval"),
+    "rm_score": ("rm.score_input",),
+    "eval": ("data.pairs",),
+}
+
+
+def evaluates(cfg: SSOConfig) -> bool:
+    return cfg.mode.name == "eval" or (cfg.mode.name == "online" and cfg.eval.every_iteration)
+
+
+def needed_files(cfg: SSOConfig) -> List[str]:
+    keys = list(MODE_FILES[cfg.mode.name])
+    if evaluates(cfg):
+        keys += [k for task in cfg.eval.tasks for k in TASK_FILES[task]]
+    return keys
+
+
+def check_eval(cfg: SSOConfig) -> None:
+    if not isinstance(cfg.eval.judge, RewardJudgeConfig):
+        return
+    check_reward_checkpoint(cfg.eval.judge.checkpoint)
+    if "mt_bench" in cfg.eval.tasks:
+        raise ConfigError(
+            "config key 'eval.tasks': a reward model cannot grade MT-Bench "
+            "answers 1-10; drop mt_bench or use eval/judge=policy|openai"
+        )
+
+
+def check_online(cfg: SSOConfig) -> None:
+    load_prompts(cfg.data.prompts)
+    check_available(cfg.model)
+
+
+def check_offline(cfg: SSOConfig) -> None:
+    if cfg.data.pairs:
+        records = read_training_pairs(cfg.data.pairs)
+        if policy_objective(cfg.loss, cfg.objective).pairs != ["main"] and not all(
+            r["p_system"] for r in records
+        ):
+            raise ConfigError(
+                f"config key 'loss.use_g': {cfg.data.pairs} has pairs without "
+                f"principles (human pairs?); train them with loss.use_g=false"
+            )
+    else:
+        load_prompts(cfg.data.prompts)
+        if cfg.generator is not None:
+            check_available(cfg.generator)
+    check_available(cfg.model)
+
+
+def check_rm(cfg: SSOConfig) -> None:
+    if cfg.rm.sso and cfg.data.pairs:
+        read_records(cfg.data.pairs)
+    elif cfg.rm.sso:
+        load_prompts(cfg.data.prompts)
+    check_available(cfg.model)
+
+
+def require_rm_score(cfg: SSOConfig) -> None:
+    for key in ("checkpoint", "score_input"):
+        if not getattr(cfg.rm, key):
+            raise ConfigError(f"config key 'rm.{key}': mode=rm_score needs it")
+
+
+def check_rm_score(cfg: SSOConfig) -> None:
+    if not (Path(cfg.rm.checkpoint) / "config.json").is_file():
+        raise ConfigError(f"config key 'rm.checkpoint': {cfg.rm.checkpoint} is not a saved model")
+    read_scoring_rows(cfg.rm.score_input)
+
+
+def check_eval_mode(cfg: SSOConfig) -> None:
+    if cfg.data.pairs:
+        read_training_pairs(cfg.data.pairs)
+    if cfg.eval.policy is None:
+        check_available(cfg.model)
+
+
+CHECKS: Dict[str, Callable[[SSOConfig], None]] = {
+    "online": check_online,
+    "offline": check_offline,
+    "rm": check_rm,
+    "rm_score": check_rm_score,
+    "eval": check_eval_mode,
+}
+
+
+def check_inputs(cfg: SSOConfig) -> SSOConfig:
+    """The config with its needed files located; raises what a user must fix."""
+    if cfg.mode.name == "rm_score":
+        require_rm_score(cfg)
+    cfg = with_located(cfg, needed_files(cfg))
+    CHECKS[cfg.mode.name](cfg)
+    if evaluates(cfg):
+        check_eval(cfg)
+    if cfg.generation.backend == "vllm":
+        from ..steering.vllm import check_available as vllm_available
+
+        vllm_available()
+    return cfg

@@ -1,0 +1,219 @@
+"""Resumable online runs: a run folder's `state.json` records which stages have finished
+(and what they reported), the MLflow run and the training step offset, so that a run killed
+at any point, started again with the same command, goes on from its last finished stage.
+The folder is locked while a process works in it, so a live run is never taken over."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Dict, List, Optional
+
+from ..config import SSOConfig, flatten
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+STATE_FILE = "state.json"
+_NOT_COMPARED = ("output_dir", "resume")  # where and how a run starts, not what it computes
+
+
+def stage_key(iteration: int, name: str) -> str:
+    """A stage's key in state.json: `iter_<k>/<name>`."""
+    return f"iter_{iteration}/{name}"
+
+
+def run_identity(cfg: SSOConfig) -> Dict[str, Any]:
+    """The flattened config a run folder must match to be resumed."""
+    return json.loads(json.dumps(flatten(cfg, skip=_NOT_COMPARED)))
+
+
+def config_diff(saved: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
+    """'key: saved -> now' for every key that differs."""
+    keys = sorted(set(saved) | set(now))
+    return [
+        f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}"
+        for k in keys
+        if saved.get(k) != now.get(k)
+    ]
+
+
+def _try_lock(run_dir: Path) -> Optional[IO]:
+    """An exclusive lock on the folder, or None when a live process holds it (the kernel
+    drops a killed process's lock, so a crashed run's folder is free)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(run_dir / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
+
+
+@dataclass
+class Progress:
+    """The stages an online run has finished, saved after each one (atomically)."""
+
+    run_dir: Path
+    identity: Dict[str, Any]
+    run_id: Optional[str] = None
+    step_offset: int = 0
+    stages: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    finished: bool = False
+    lock: Optional[IO] = field(default=None, repr=False)
+
+    @property
+    def resumed(self) -> bool:
+        return self.run_id is not None
+
+    def done(self, stage: str) -> bool:
+        return stage in self.stages
+
+    def last_iteration(self, name: str) -> Optional[int]:
+        """The last iteration whose stage `name` finished (None: no iteration's did)."""
+        done = [
+            int(key.split("/")[0][len("iter_") :])
+            for key in self.stages
+            if key.split("/")[1] == name
+        ]
+        return max(done) if done else None
+
+    def finish(self, stage: str, result: Dict[str, float], step_offset: int) -> None:
+        self.stages[stage] = {k: float(v) for k, v in result.items()}
+        self.step_offset = step_offset
+        self.save()
+
+    def save(self) -> None:
+        if worker_rank():
+            return
+        state = {
+            "run_id": self.run_id,
+            "step_offset": self.step_offset,
+            "stages": self.stages,
+            "finished": self.finished,
+            "config": self.identity,
+        }
+        tmp = self.run_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        os.replace(tmp, self.run_dir / STATE_FILE)
+
+    def release(self) -> None:
+        """Unlock the folder (the next job of a sweep may look at it)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+    @classmethod
+    def from_state(
+        cls, run_dir: Path, identity: Dict[str, Any], state: Dict[str, Any], lock: Optional[IO]
+    ) -> Progress:
+        return cls(
+            run_dir,
+            identity,
+            state["run_id"],
+            state["step_offset"],
+            state["stages"],
+            state["finished"],
+            lock,
+        )
+
+
+def read_state(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The folder's state.json, or None when it has none that reads."""
+    try:
+        return json.loads((run_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _resumable(run_dir: Path, identity: Dict[str, Any]) -> Optional[Progress]:
+    """The folder's progress when it holds an unfinished run of this config and no live
+    process works in it."""
+    state = read_state(run_dir)
+    if not state or state["finished"] or state["config"] != identity:
+        return None
+    lock = _try_lock(run_dir)
+    return Progress.from_state(run_dir, identity, state, lock) if lock else None
+
+
+def worker_rank() -> bool:
+    """A process Lightning started for rank > 0 (it re-runs the command in the same folder);
+    only rank 0 locks the folder and writes its state."""
+    return any(int(os.environ.get(k, "0")) > 0 for k in ("LOCAL_RANK", "NODE_RANK"))
+
+
+def _siblings(out_dir: Path) -> List[Path]:
+    """The folders beside this invocation's (earlier runs), newest first."""
+    siblings = [p for p in out_dir.parent.glob("*") if p.is_dir() and p != out_dir]
+    return sorted(siblings, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def open_progress(cfg: SSOConfig) -> Progress:
+    """The run folder to work in: with `resume=auto` this invocation's folder when it holds
+    a run of this config (a fixed hydra.run.dir), else the newest unfinished, unlocked folder
+    of the same config beside it (a killed run started again with the same command); with
+    `resume=<folder>` that folder (its config must match); with `resume=never`, or nothing
+    to resume, this invocation's own folder, fresh."""
+    identity, out_dir = run_identity(cfg), Path(cfg.output_dir)
+    if worker_rank():  # Lightning re-ran the command for rank > 0: follow rank 0's folder
+        state = read_state(out_dir)
+        return (
+            Progress.from_state(out_dir, identity, state, None)
+            if state
+            else Progress(out_dir, identity)
+        )
+    progress = _find(cfg, identity, out_dir)
+    if progress.resumed:
+        log.info(
+            "resuming %s (MLflow run %s) after its stages %s",
+            progress.run_dir,
+            progress.run_id,
+            ", ".join(progress.stages) or "(none)",
+        )
+    else:
+        progress.save()
+    return progress
+
+
+def _find(cfg: SSOConfig, identity: Dict[str, Any], out_dir: Path) -> Progress:
+    if cfg.resume not in ("auto", "never"):
+        return _explicit(Path(cfg.resume), identity)
+    if cfg.resume == "auto":
+        if read_state(out_dir):  # a fixed run folder: the same run, or refuse
+            return _explicit(out_dir, identity, allow_finished=True)
+        for run_dir in _siblings(out_dir):
+            progress = _resumable(run_dir, identity)
+            if progress:
+                return progress
+    lock = _try_lock(out_dir)
+    if lock is None:
+        raise ConfigError(f"config key 'output_dir': {out_dir} is in use by a running job")
+    return Progress(out_dir, identity, lock=lock)
+
+
+def _explicit(run_dir: Path, identity: Dict[str, Any], allow_finished: bool = False) -> Progress:
+    """The progress of a named folder; a different config is refused, naming the keys. A
+    finished run in this invocation's own folder is started afresh (as before resume)."""
+    saved = read_state(run_dir)
+    if saved is None:
+        raise ConfigError(
+            f"config key 'resume': {run_dir} holds no resumable run (no readable {STATE_FILE})"
+        )
+    if saved["finished"] and not allow_finished:
+        raise ConfigError(f"config key 'resume': the run in {run_dir} has finished")
+    diff = [] if saved["finished"] else config_diff(saved["config"], identity)
+    if diff:
+        raise ConfigError(
+            f"config key 'resume': {run_dir} was run with a different config; "
+            f"differing keys:\n  " + "\n  ".join(diff)
+        )
+    lock = _try_lock(run_dir)
+    if lock is None:
+        raise ConfigError(f"config key 'resume': {run_dir} is in use by a running job")
+    if saved["finished"]:
+        return Progress(run_dir, identity, lock=lock)
+    return Progress.from_state(run_dir, identity, saved, lock)

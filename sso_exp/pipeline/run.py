@@ -1,0 +1,88 @@
+"""The tracked run around every workflow: the run folder, its MLflow run (new, or continued
+when resuming), provenance, and the summary table at the end."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from mlflow.exceptions import MlflowException
+from omegaconf import OmegaConf
+
+from ..config import SSOConfig
+from ..errors import SSOError
+from ..models.device import autocast
+from ..tracking.mlflow_run import RunLogger, start_run
+from ..tracking.provenance import provenance, provenance_tags
+from ..tracking.sweep import job_tags
+from ..tracking.tables import COLUMNS, Column, summary_table
+from .resume import Progress
+
+log = logging.getLogger(__name__)
+
+
+def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> RunLogger:
+    """The run's MLflow run: continued when resuming, else new, tagged with its sweep and
+    provenance (also written to provenance.json)."""
+    config_file = run_dir / "config.yaml"
+    if progress is not None and progress.resumed:  # its config.yaml is the run's own
+        try:
+            logger = start_run(
+                cfg, cfg.tracking, config_file, run_id=progress.run_id, tags=job_tags()
+            )
+        except MlflowException as err:
+            raise SSOError(
+                f"{run_dir}: its MLflow run {progress.run_id} cannot be continued "
+                f"in {cfg.tracking.uri} ({err}); start afresh with resume=never"
+            ) from None
+        logger.step_offset = progress.step_offset
+        return logger
+    config_file.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    record = provenance(cfg)
+    (run_dir / "provenance.json").write_text(json.dumps(record, indent=1))
+    logger = start_run(
+        cfg, cfg.tracking, config_file, tags={**job_tags(), **provenance_tags(record)}
+    )
+    logger.log_file(run_dir / "provenance.json")
+    if progress is not None:
+        progress.run_id = logger.run_id
+        progress.save()
+    return logger
+
+
+@contextmanager
+def tracked_run(
+    cfg: SSOConfig, columns: Sequence[Column] = COLUMNS, progress: Optional[Progress] = None
+) -> Iterator[Tuple[Path, RunLogger, List[Dict[str, float]]]]:
+    """The run folder (a resumed one when `progress` says so), its MLflow run and the
+    summary rows; on the way out the summary is printed and logged, and the run closed
+    FINISHED, FAILED or KILLED. The work inside runs under the trainer's autocast, so
+    sampling and scoring match training's precision."""
+    run_dir = progress.run_dir if progress is not None else Path(cfg.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = open_run(cfg, run_dir, progress)
+    log.info("MLflow run %s in %s", logger.run_id, cfg.tracking.uri)
+    rows: List[Dict[str, float]] = []
+    status = "FAILED"
+    try:
+        with autocast(cfg.trainer):
+            yield run_dir, logger, rows
+        status = "FINISHED"
+        if progress is not None:
+            progress.finished = True
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if rows:
+            table = summary_table(rows, columns)
+            (run_dir / "summary.md").write_text(table + "\n")
+            logger.log_file(run_dir / "summary.md")
+            print("\n" + table)
+        logger.close(status)
+        if progress is not None:
+            progress.save()
+            progress.release()

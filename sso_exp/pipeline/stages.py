@@ -1,0 +1,144 @@
+"""The stages the workflows share: a round of pairs sampled by a writer model and written
+(online iterations, offline generation, a reward model's SSO data), and training on pairs
+(scored under the model as it is, fitted, saved)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from ..config import SSOConfig
+from ..data.encoding import ON_POLICY, encode_records
+from ..data.pairs import SeqLogps
+from ..data.records import load_prompts, write_jsonl
+from ..errors import SSOError
+from ..models.loading import load_policy, save_policy
+from ..models.logprobs import score_named
+from ..steering.filters import LOGPROB_RULES, STRING_RULES
+from ..steering.rounds import PairRound, Scorer, build_round
+from ..steering.sampling import make_sampler
+from ..tracking.mlflow_run import RunLogger
+from ..training.fit import fit
+from ..training.objectives import Objective, policy_objective
+
+
+class EmptyIteration(SSOError):
+    """The filter dropped every pair of an iteration and `mode.on_empty=stop`."""
+
+
+def iteration_queries(prompts: List[str], n: int, iteration: int, seed: int) -> List[str]:
+    """Iteration k's n queries: the next slice of one seeded shuffle, wrapping around."""
+    order = list(range(len(prompts)))
+    random.Random(seed).shuffle(order)
+    start = (iteration - 1) * n
+    return [prompts[order[(start + i) % len(order)]] for i in range(n)]
+
+
+def record_scorer(model, tok, cfg: SSOConfig) -> Scorer:
+    """Log-probs of records' named sequences under `model`, without gradient."""
+
+    def score(records: Sequence[Dict], names: Sequence[str]) -> Dict[str, SeqLogps]:
+        encoded = encode_records(tok, records, names, cfg.schedule.max_length)
+        return score_named(
+            model, encoded, tok.pad_token_id, cfg.scoring.batch_size, cfg.trainer.logps_chunk
+        )
+
+    return score
+
+
+def sample_pairs(writer, tok, cfg: SSOConfig, queries: Sequence[str], seed: int) -> PairRound:
+    """A round of pairs written by `writer` with the configured sampler and filters."""
+    sampler = make_sampler(writer, tok, cfg.generation, cfg.schedule.seed)
+    return build_round(
+        sampler,
+        queries,
+        cfg.principle,
+        cfg.filter,
+        cfg.generation.max_new_tokens,
+        random.Random(seed),
+        record_scorer(writer, tok, cfg),
+    )
+
+
+def round_stats(rnd: PairRound) -> Dict[str, float]:
+    generated, kept = len(rnd.generated), len(rnd.kept)
+    stats = {
+        "pairs/generated": generated,
+        "pairs/kept": kept,
+        "pairs/drop_rate": 1 - kept / max(generated, 1),
+        **rnd.stats,
+    }
+    stats.update(
+        {f"pairs/dropped/{rule}": rnd.drops.get(rule, 0) for rule in STRING_RULES + LOGPROB_RULES}
+    )
+    return stats
+
+
+def write_round(rnd: PairRound, it_dir: Path, logger: RunLogger, stem: str = "") -> None:
+    write_jsonl(rnd.kept, it_dir / f"{stem}pairs.jsonl")
+    write_jsonl(rnd.generated, it_dir / f"{stem}generated.jsonl")
+    logger.log_file(it_dir / f"{stem}pairs.jsonl", it_dir.name)
+
+
+def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path):
+    """Offline pairs, written once into iter_1/ by the generator (the policy itself unless
+    `generator` is set); returns the kept records and the round's figures."""
+    writer, wtok = (
+        (policy, tok) if cfg.generator is None else load_policy(cfg.generator, cfg.schedule.seed)
+    )
+    writer.to(policy.device)
+    queries = iteration_queries(
+        load_prompts(cfg.data.prompts), cfg.schedule.queries_per_iteration, 1, cfg.schedule.seed
+    )
+    rnd = sample_pairs(writer, wtok, cfg, queries, cfg.schedule.seed)
+    write_round(rnd, run_dir / "iter_1", logger)
+    return rnd.kept, round_stats(rnd)
+
+
+def train_on_pairs(
+    model,
+    tok,
+    records: List[Dict],
+    cfg: SSOConfig,
+    logger: RunLogger,
+    iteration: int,
+    run_dir: Path,
+    objective: Optional[Objective] = None,
+    save_as: str = "policy",
+) -> Dict[str, float]:
+    """Score the pairs under the model as it is (reference, on-policyness), train it on them
+    (the policy objective unless told otherwise), save it to iter_<k>/<save_as>; returns
+    the iteration's figures."""
+    objective = objective or policy_objective(cfg.loss, cfg.objective)
+    encoded = encode_records(tok, records, objective.sequences(), cfg.schedule.max_length)
+    scores = score_named(
+        model,
+        {n: encoded[n] for n in objective.scored()},
+        tok.pad_token_id,
+        cfg.scoring.batch_size,
+        cfg.trainer.logps_chunk,
+    )
+    stats: Dict[str, float] = {}
+    for name, label in zip(ON_POLICY, ("chosen", "rejected", "raw")):
+        stats[f"{objective.prefix}onpolicy/{label}"] = float(scores[name].mean.mean())
+        stats[f"{objective.prefix}length/{label}"] = float(scores[name].count.mean())
+    logger.log_iteration(iteration, stats)
+    metrics, steps = fit(
+        model,
+        tok.pad_token_id,
+        encoded,
+        scores,
+        objective,
+        cfg.schedule,
+        cfg.trainer,
+        cfg.model.lora,
+        logger,
+        iteration,
+        run_dir,
+    )
+    logger.step_offset += steps
+    train = {f"train/{k}": v for k, v in metrics.items()}
+    logger.log_iteration(iteration, train)
+    save_policy(model, tok, run_dir / f"iter_{iteration}" / save_as)
+    return {**stats, **train}

@@ -1,0 +1,113 @@
+"""One round of self-steering data (docs/algorithm.md §1-3): the writer names each query's
+features (and, with `principle.generate`, writes its principles), samples y+ under p+, y-
+under p- and y0 with no system prompt, and the filters keep the triples that make real
+pairs. The writer is reached only through its `Sampler` (and, for the log-prob filter, a
+`Scorer` of records under it): the policy online, the generator offline."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..config import FilterConfig, PrincipleConfig
+from ..data.pairs import SeqLogps
+from ..data.records import make_record
+from .filters import LOGPROB_SEQUENCES, logprob_filter, string_filter
+from .principles import (
+    Steering,
+    add_concision,
+    identify_prompt,
+    parse_features,
+    parse_principles,
+    principle_prompt,
+    steer,
+)
+from .sampling import Sampler
+
+# records and sequence names -> their log-probs under the writer (models/logprobs.py)
+Scorer = Callable[[Sequence[Dict], Sequence[str]], Dict[str, SeqLogps]]
+
+
+@dataclass
+class PairRound:
+    kept: List[Dict]
+    generated: List[Dict]
+    drops: Counter
+    stats: Dict[str, float] = field(default_factory=dict)
+
+
+def write_principles(
+    sampler: Sampler, queries: Sequence[str], features: Sequence[List[str]], cfg: PrincipleConfig
+) -> Tuple[List[Dict[str, Tuple[str, str]]], Dict[str, float]]:
+    """Query-specific principles per (query, feature); unparsed answers fall back."""
+    jobs = [(i, f) for i, fs in enumerate(features) for f in fs]
+    answers = sampler.sample(
+        [(None, principle_prompt(cfg, queries[i], f)) for i, f in jobs],
+        cfg.generate_max_new_tokens,
+        "principles",
+    )
+    written: List[Dict[str, Tuple[str, str]]] = [{} for _ in queries]
+    for (i, f), answer in zip(jobs, answers):
+        parsed = parse_principles(answer)
+        if parsed:
+            written[i][f] = parsed
+    parsed_count = sum(len(w) for w in written)
+    return written, {
+        "principles/generated": len(jobs),
+        "principles/fallback_rate": 1 - parsed_count / max(len(jobs), 1),
+    }
+
+
+def steer_queries(
+    sampler: Sampler, queries: Sequence[str], cfg: PrincipleConfig, rng: random.Random
+) -> Tuple[List[Steering], Dict[str, float]]:
+    """p+/p- per query, from the features the writer names for it."""
+    answers = sampler.sample(
+        [(None, identify_prompt(cfg, q)) for q in queries], cfg.identify_max_new_tokens, "features"
+    )
+    features = [add_concision(parse_features(a, cfg, rng), cfg, rng) for a in answers]
+    written, stats = ([{} for _ in queries], {})
+    if cfg.generate:
+        written, stats = write_principles(sampler, queries, features, cfg)
+    return [steer(f, cfg, w) for f, w in zip(features, written)], stats
+
+
+def apply_logprob_filter(kept: List[Dict], scorer: Scorer) -> Tuple[List[Dict], Counter]:
+    """The log-prob filter, scored under the writer model."""
+    if not kept:
+        return kept, Counter()
+    keep, drops = logprob_filter(scorer(kept, LOGPROB_SEQUENCES))
+    return [rec for rec, k in zip(kept, keep.tolist()) if k], drops
+
+
+def build_round(
+    sampler: Sampler,
+    queries: Sequence[str],
+    principles: PrincipleConfig,
+    filters: FilterConfig,
+    max_new_tokens: int,
+    rng: random.Random,
+    scorer: Optional[Scorer] = None,
+) -> PairRound:
+    """Sample a triple per query with the writer and filter them (`scorer` is needed by
+    filter=logprob only)."""
+    steerings, stats = steer_queries(sampler, queries, principles, rng)
+    chats = [
+        (system, q)
+        for q, st in zip(queries, steerings)
+        for system in (st.p_system, st.n_system, None)
+    ]
+    texts = sampler.sample(chats, max_new_tokens, "y+/y-/y0")
+    generated = [
+        make_record(q, st.p_system, st.n_system, *texts[3 * i : 3 * i + 3])
+        for i, (q, st) in enumerate(zip(queries, steerings))
+    ]
+    kept, drops = string_filter(generated, filters.min_chars)
+    if filters.name == "logprob":
+        if scorer is None:
+            raise ValueError("filter=logprob needs a scorer of records under the writer")
+        kept, more = apply_logprob_filter(kept, scorer)
+        drops.update(more)
+    return PairRound(kept, generated, drops, stats)

@@ -1,0 +1,81 @@
+"""Sampling from the writer model (docs/algorithm.md §2) behind one interface, `Sampler`,
+which the HF backend here and the vLLM backend (steering/vllm.py) implement. In the HF
+backend temperature and nucleus sampling happen in one logits processor that looks at each
+row's top candidates only (HF sorts and samples over the whole 49k vocabulary: a third of
+a CPU decoding step)."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Protocol, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from transformers import LogitsProcessor, PreTrainedModel, PreTrainedTokenizerBase
+
+from ..config import GenerationConfig
+from ..data.encoding import chat_prompt
+from ..models.generate import generate_texts
+
+Chat = Tuple[Optional[str], str]  # (system prompt or None, user message)
+
+
+class NucleusSampler(LogitsProcessor):
+    """Exact temperature + top-p sampling as a logits step: each row's token is drawn from
+    its nucleus (the most probable tokens whose mass before them is < top_p, as HF's
+    TopPLogitsWarper keeps), searched among the top `candidates` tokens and over the whole
+    vocabulary for a row whose nucleus is wider. The returned row lets only the drawn token
+    win, so `generate` runs greedily and never sorts or samples the full vocabulary."""
+
+    def __init__(self, temperature: float, top_p: float, candidates: int):
+        self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
+
+    def draw(self, top: Tensor, idx: Tensor) -> Tensor:
+        """A token id per row from the nucleus of its probabilities sorted descending."""
+        keep = (top.cumsum(-1) - top) < self.top_p
+        return idx.gather(1, torch.multinomial(top * keep, 1)).squeeze(1)
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        top, idx = probs.topk(min(self.candidates, probs.shape[-1]), dim=-1)
+        tokens = self.draw(top, idx)
+        wide = top.sum(-1) < self.top_p  # the nucleus reaches past the candidates
+        if wide.any():
+            tokens[wide] = self.draw(*probs[wide].sort(dim=-1, descending=True))
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, tokens.unsqueeze(1), 0.0)
+
+
+class Sampler(Protocol):
+    """Samples one completion per chat from a model as it is now."""
+
+    def sample(self, chats: Sequence[Chat], max_new_tokens: int, desc: str) -> List[str]: ...
+
+
+class HFSampler:
+    """HF `generate` through the one generate loop, with the exact nucleus sampler."""
+
+    def __init__(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, cfg: GenerationConfig):
+        self.model, self.tok, self.cfg = model, tok, cfg
+
+    def sample(self, chats: Sequence[Chat], max_new_tokens: int, desc: str) -> List[str]:
+        c = self.cfg
+        return generate_texts(
+            self.model,
+            self.tok,
+            [chat_prompt(self.tok, *chat) for chat in chats],
+            max_new_tokens=max_new_tokens,
+            batch_size=c.batch_size,
+            processor=NucleusSampler(c.temperature, c.top_p, c.nucleus_candidates),
+            desc=desc,
+        )
+
+
+def make_sampler(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, cfg: GenerationConfig, seed: int
+) -> Sampler:
+    """The configured backend's sampler over `model`."""
+    if cfg.backend == "vllm":
+        from .vllm import VLLMSampler  # vLLM is imported only when chosen
+
+        return VLLMSampler(model, tok, cfg, seed)
+    return HFSampler(model, tok, cfg)

@@ -1,0 +1,110 @@
+"""MLflow tracking through Lightning's MLFlowLogger: one run per invocation holding the
+config, per-step training metrics continued across iterations, per-iteration metrics and
+each iteration's pairs file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from pytorch_lightning.loggers import MLFlowLogger
+
+from ..config import SSOConfig, TrackingConfig, flatten
+
+# Long texts live in the config artifact, not in the params table.
+_NOT_PARAMS = (
+    "principle.features",
+    "principle.identify_examples",
+    "principle.secrecy",
+    "principle.generate_examples",
+)
+
+
+class RunLogger(MLFlowLogger):
+    """MLFlowLogger whose steps continue across the Trainers of successive iterations,
+    and whose run stays open until the pipeline closes it (Lightning would end it after
+    every `fit`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.step_offset = 0
+        self.logged: Dict[str, int] = {}  # a resumed run's last logged step per metric
+
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
+        self._log_new(metrics, None if step is None else step + self.step_offset)
+
+    def _log_new(self, metrics: Mapping[str, float], step: Optional[int]) -> None:
+        """Log what a resumed run has not logged before: a stage redone after a kill
+        recomputes the same values, which must not appear twice."""
+        if step is not None:
+            metrics = {k: v for k, v in metrics.items() if step > self.logged.get(k, -1)}
+        if metrics:
+            super().log_metrics(metrics, step)
+
+    def continue_run(self, tags: Mapping[str, str]) -> None:
+        """Reopen a resumed run (tagged anew: a sweep job may resume in another sweep) and
+        note how far each metric got."""
+        client, run_id = self.experiment, self.run_id
+        client.update_run(run_id, status="RUNNING")
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        for key in client.get_run(run_id).data.metrics:
+            self.logged[key] = max(m.step for m in client.get_metric_history(run_id, key))
+
+    def finalize(self, status: str = "success") -> None:
+        """Lightning calls this after each fit; the run ends in `close` instead."""
+
+    def close(self, status: str) -> None:
+        super().finalize(status)
+
+    def log_iteration(self, iteration: int, metrics: Mapping[str, float]) -> None:
+        """Per-iteration metrics, with the iteration as their step."""
+        self._log_new(dict(metrics), iteration)
+
+    def log_file(self, path: Path, folder: Optional[str] = None) -> None:
+        self.experiment.log_artifact(self.run_id, str(path), folder)
+
+
+def flat_params(cfg: SSOConfig) -> Dict[str, Any]:
+    """The resolved config as dotted keys, without the long principle texts."""
+    return flatten(cfg, skip=_NOT_PARAMS)
+
+
+def start_run(
+    cfg: SSOConfig,
+    tracking: TrackingConfig,
+    config_file: Path,
+    run_id: Optional[str] = None,
+    tags: Optional[Dict[str, str]] = None,
+) -> RunLogger:
+    """Open the run (tagged, with params and the config YAML), or continue `run_id`."""
+    logger = RunLogger(
+        experiment_name=tracking.experiment_name,
+        run_name=tracking.run_name,
+        tracking_uri=tracking.uri,
+        artifact_location=tracking.artifact_location,
+        run_id=run_id,
+        tags=tags,
+    )
+    if run_id is not None:
+        logger.continue_run(tags or {})
+        return logger
+    logger.log_hyperparams(flat_params(cfg))
+    logger.log_file(config_file)
+    return logger
+
+
+def search_all_runs(client: MlflowClient, experiment_id: str, filter_string: str = "") -> List[Run]:
+    """Every run of the experiment matching the filter (MLflow pages its answers)."""
+    runs: List[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs

@@ -1,0 +1,51 @@
+"""Markdown tables: the one writer, used by the end-of-run summary (one row per iteration)
+and the comparison report (one row per run)."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Right-aligned columns, so numbers line up; "|" in a cell is escaped."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "|".join("---:" for _ in header) + "|", *map(line, rows)])
+
+
+Column = Tuple[str, str, str]  # (header, row key, format)
+COLUMNS: Sequence[Column] = (
+    ("iter", "iteration", "{:d}"),
+    ("generated", "pairs/generated", "{:d}"),
+    ("kept", "pairs/kept", "{:d}"),
+    ("drop %", "pairs/drop_rate", "{:.0%}"),
+    ("len y+", "length/chosen", "{:.0f}"),
+    ("len y-", "length/rejected", "{:.0f}"),
+    ("len y0", "length/raw", "{:.0f}"),
+    ("onpol y+", "onpolicy/chosen", "{:.3f}"),
+    ("onpol y-", "onpolicy/rejected", "{:.3f}"),
+    ("onpol y0", "onpolicy/raw", "{:.3f}"),
+    ("loss", "train/loss", "{:.4f}"),
+    ("acc main", "train/rewards/accuracies", "{:.2f}"),
+    ("acc p", "train/p_rewards/accuracies", "{:.2f}"),
+    ("acc n", "train/n_rewards/accuracies", "{:.2f}"),
+    ("W", "train/w/mean", "{:.3f}"),
+    ("signal acc", "signal/accuracy", "{:.1f}"),
+)
+
+
+def _cell(row: Dict[str, float], key: str, fmt: str) -> str:
+    if key not in row:
+        return "-"
+    value = row[key]
+    return fmt.format(int(value) if fmt == "{:d}" else value)
+
+
+def summary_table(rows: List[Dict[str, float]], columns: Sequence[Column] = COLUMNS) -> str:
+    """The policy columns by default: lengths in tokens; onpol, the mean token log-prob of
+    the response under pi(.|x) before the iteration's training."""
+    return markdown_table(
+        [h for h, _, _ in columns], [[_cell(r, k, f) for _, k, f in columns] for r in rows]
+    )

@@ -1,0 +1,101 @@
+"""Lightning callbacks that make a training run faster without changing what it learns,
+and one that keeps autocast's cached casts from outliving the weights they were cast from.
+
+`MasterWeights` (trainer.precision=bf16-true): the model computes in bfloat16 while the
+optimizer updates float32 master copies, so small steps are not rounded away; at the end
+the model gets the masters back in the dtype it had (float32: exactly). Lightning's own
+bf16-true would update the bf16 weights themselves and cast the batch (the reference
+log-probs) to bf16.
+
+`CompiledLayers` (trainer.compile=true): torch.compile each decoder layer for the run,
+one graph shared by all layers, with dynamic sequence lengths; undone at the end, so
+sampling runs the plain layers."""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import pytorch_lightning as pl
+import torch
+
+
+class MasterWeights(pl.Callback):
+    def __init__(self, dtype: torch.dtype = torch.bfloat16):
+        self.dtype = dtype
+        self.masters: Dict[torch.nn.Parameter, torch.Tensor] = {}
+        self.loaded: Dict[torch.nn.Parameter, torch.dtype] = {}  # each one's dtype before
+        self.stepped = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # before configure_optimizers: the optimizer is built over the bf16 parameters
+        params = [p for p in pl_module.parameters() if p.is_floating_point()]
+        self.loaded = {p: p.dtype for p in params}
+        self.masters = {p: p.detach().to(torch.float32, copy=True) for p in params}
+        for p in params:
+            p.data = p.data.to(self.dtype)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for opt in trainer.optimizers:  # the optimizer steps the masters instead
+            for group in opt.param_groups:
+                group["params"] = [self.masters.get(p, p) for p in group["params"]]
+
+    def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # every micro-batch's bf16 gradients summed in float32 on the masters (Lightning
+        # zeroes those at each accumulation window's start), so clipping and the step see
+        # float32 gradients
+        for p, master in self.masters.items():
+            if p.grad is not None:
+                master.grad = p.grad.float() if master.grad is None else master.grad.add_(p.grad)
+                p.grad = None
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.stepped = True
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.stepped:  # the stepped masters, rounded into the model
+            for p, master in self.masters.items():
+                p.copy_(master)
+            self.stepped = False
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for p, master in self.masters.items():  # on the device Lightning left the model on
+            p.data = master.to(device=p.device, dtype=self.loaded[p])
+        self.masters, self.loaded = {}, {}
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "fit")  # Lightning skips teardown hooks then
+
+
+class FreshCasts(pl.Callback):
+    """The pipeline keeps one autocast open for a whole run, and autocast caches its bf16
+    casts of the weights until the outermost one exits: after training, sampling and
+    scoring would reuse casts of the weights as they were before it."""
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        torch.clear_autocast_cache()
+
+
+class CompiledLayers(pl.Callback):
+    def __init__(self):
+        self.layers: List[torch.nn.Module] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.layers = decoder_layers(pl_module)
+        for layer in self.layers:
+            layer.compile(dynamic=True)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for layer in self.layers:
+            layer._compiled_call_impl = None  # what Module.compile set; no public undo
+        self.layers = []
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.on_fit_end(trainer, pl_module)
+
+
+def decoder_layers(module: torch.nn.Module) -> List[torch.nn.Module]:
+    """The repeated blocks of every HF model inside `module`: the classes it names in
+    `_no_split_modules` (LlamaDecoderLayer, Qwen2DecoderLayer, ...)."""
+    names = {n for m in module.modules() for n in (getattr(m, "_no_split_modules", None) or ())}
+    return [m for m in module.modules() if type(m).__name__ in names]

@@ -1,0 +1,97 @@
+"""Training with Lightning: a Trainer from the trainer config (devices, strategy, precision,
+callbacks built by Hydra), and `fit`, which trains a model on pairs already scored under it
+(the reference for DPO/IPO), with LoRA adapters when the model config asks for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from pytorch_lightning.loggers import Logger
+from transformers import PreTrainedModel
+
+from ..config import LoraSettings, ScheduleConfig, TrainerConfig
+from ..data.encoding import Encoded
+from ..data.pairs import PairDataset, SeqLogps, loader
+from ..models.lora import add_lora, merge_lora
+from .callbacks import CompiledLayers, FreshCasts, MasterWeights
+from .heap import set_malloc
+from .objectives import Objective
+from .optim import build
+from .policy_module import SSOPolicyModule, mean_metrics, optimizer_steps
+
+
+def callbacks(t: TrainerConfig) -> List[pl.Callback]:
+    """The configured callbacks, and those the run needs: fresh autocast casts after every
+    fit, fp32 master weights for bf16-true (ours: Lightning runs it as 32-true), compiled
+    layers for trainer.compile."""
+    built = [instantiate(c) for c in t.callbacks.values() if c is not None]
+    built.append(FreshCasts())
+    if t.precision == "bf16-true":
+        built.append(MasterWeights())
+    if t.compile:
+        built.append(CompiledLayers())
+    return built
+
+
+def make_trainer(
+    t: TrainerConfig, s: ScheduleConfig, logger: Logger, run_dir: Path, epochs: int
+) -> pl.Trainer:
+    """A Trainer for one training run; weights are saved as safetensors by the pipeline,
+    so Lightning's own checkpoints are off."""
+    set_malloc(t.malloc_mmap_threshold_kb, t.malloc_trim_threshold_kb)
+    strategy = instantiate(t.strategy) if isinstance(t.strategy, dict) else t.strategy
+    return pl.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=strategy,
+        precision="32-true" if t.precision == "bf16-true" else t.precision,
+        max_epochs=epochs,
+        accumulate_grad_batches=s.grad_accum,
+        gradient_clip_val=s.max_grad_norm,
+        use_distributed_sampler=False,  # RankShards deals the ranks' batches
+        logger=logger,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=str(run_dir),
+        callbacks=callbacks(t),
+    )
+
+
+def fit(
+    model: PreTrainedModel,
+    pad_id: int,
+    encoded: Dict[str, List[Encoded]],
+    scores: Dict[str, SeqLogps],
+    objective: Objective,
+    schedule: ScheduleConfig,
+    trainer: TrainerConfig,
+    lora: LoraSettings,
+    logger: Logger,
+    iteration: int,
+    run_dir: Path,
+) -> Tuple[Dict[str, float], int]:
+    """Train on the pairs (in place; LoRA adapters are merged back); returns the training
+    metrics' means over the run and the optimizer steps taken."""
+    s = schedule
+    reference = scores if objective.needs_reference else None
+    data = loader(
+        PairDataset(encoded, objective.pairs, reference),
+        s.batch_size,
+        pad_id,
+        shuffle=True,
+        seed=s.seed + iteration,
+    )
+    trained = add_lora(model, lora) if lora.enabled else model
+    pl_trainer = make_trainer(trainer, s, logger, run_dir, s.epochs)
+    module = SSOPolicyModule(trained, objective, build(s.optimizer), build(s.lr_scheduler), trainer)
+    try:
+        pl_trainer.fit(module, data)
+    finally:
+        if trained is not model:
+            merge_lora(trained)
+    return mean_metrics(pl_trainer), optimizer_steps(pl_trainer)

@@ -1,0 +1,59 @@
+"""Human preference files and SSO records as reward-model pairs."""
+
+import pytest
+
+from sso_exp.data.preferences import from_records, parse_transcript, read_pairs
+from sso_exp.data.records import make_record
+from sso_exp.errors import DataError
+
+
+def test_parse_transcript():
+    msgs = parse_transcript(
+        "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Bye\n\nAssistant: Ciao"
+    )
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
+    assert msgs[1]["content"] == "Hello!" and msgs[3]["content"] == "Ciao"
+
+
+def test_hh_file_reads_and_skips_equal_pairs(data_dir):
+    pairs, skipped = read_pairs(data_dir / "hh_helpful_test.jsonl")
+    # the data README: 2,354 rows, 2 with chosen == rejected
+    assert len(pairs) + skipped == 2354 and skipped == 2
+    assert pairs[0].prompt[0]["content"].startswith("Do you know why turkeys")
+    assert pairs[0].chosen.startswith("To be honest") and pairs[0].prompt[-1]["role"] == "user"
+
+
+def test_subsets_are_kept(data_dir):
+    pairs, _ = read_pairs(data_dir / "hh_helpful_online_rs_test.jsonl", limit=5)
+    assert len(pairs) == 5 and pairs[0].subset != "all"
+
+
+def test_prompt_chosen_rejected_rows(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text(
+        '{"prompt": "q", "chosen": "a", "rejected": "b"}\n'
+        '{"prompt": "q", "chosen": "a", "rejected": "a"}\n{"chosen": "x"}\n'
+    )
+    with pytest.raises(DataError, match="p.jsonl:3: not a preference pair"):
+        read_pairs(f)
+    pairs, skipped = read_pairs(f, limit=1)
+    assert [(p.prompt[0]["content"], p.chosen, p.rejected) for p in pairs] == [("q", "a", "b")]
+
+
+def test_sso_records_become_pairs():
+    recs = [
+        make_record("q", "p", "n", "good", "bad", "raw"),
+        make_record("q", "p", "n", "s", "s", "r"),
+    ]
+    pairs, skipped = from_records(recs)
+    assert skipped == 1 and pairs[0].chosen == "good" and pairs[0].subset == "sso"
+
+
+def test_human_pairs_become_records_with_history(tmp_path, data_dir):
+    from sso_exp.data.preferences import read_training_pairs
+
+    recs = read_training_pairs(data_dir / "hh_helpful_online_rs_test.jsonl")
+    assert len(recs) == 3886 - 34 and all(r["p_system"] == "" for r in recs)
+    multi = next(r for r in recs if r["history"])
+    assert all(len(turn) == 2 for turn in multi["history"])
+    assert read_training_pairs(data_dir / "sso_example.json")[0]["p_system"]

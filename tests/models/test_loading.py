@@ -1,0 +1,61 @@
+"""Model loading: offline only, clear errors, safetensors round trip."""
+
+import pytest
+import torch
+
+from conftest import compose_cfg
+from sso_exp.models.loading import (
+    ModelNotAvailable,
+    check_available,
+    load_checkpoint,
+    load_policy,
+    save_policy,
+)
+
+
+@pytest.mark.parametrize(
+    "model,hub_id",
+    [("qwen2", "Qwen/Qwen2-7B-Instruct"), ("llama3", "meta-llama/Llama-3.1-8B-Instruct")],
+)
+def test_unavailable_models_say_how_to_point_at_a_copy(tmp_path, monkeypatch, model, hub_id):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    cfg = compose_cfg(tmp_path, f"model={model}")
+    with pytest.raises(ModelNotAvailable, match=f"{hub_id}.*not available offline.*model.path="):
+        check_available(cfg.model)
+
+
+def test_local_folder_is_a_model(tmp_path, tiny):
+    model, tok = tiny
+    save_policy(model, tok, tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "model.safetensors").is_file()
+    cfg = compose_cfg(
+        tmp_path, "model=qwen2", f"model.path={tmp_path / 'ckpt'}", "model.dtype=float32"
+    )
+    check_available(cfg.model)
+    again, tok2 = load_checkpoint(tmp_path / "ckpt", cfg.model)
+    assert tok2.chat_template == tok.chat_template
+    for a, b in zip(model.parameters(), again.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_attention_kernel_comes_from_the_config(tmp_path, tiny):
+    model, tok = tiny
+    save_policy(model, tok, tmp_path / "ckpt")
+    for kernel in ("eager", "sdpa"):
+        cfg = compose_cfg(tmp_path, "model=tiny", f"model.attn_implementation={kernel}")
+        assert load_policy(cfg.model)[0].config._attn_implementation == kernel
+        assert (
+            load_checkpoint(tmp_path / "ckpt", cfg.model)[0].config._attn_implementation == kernel
+        )
+
+
+def test_missing_package_is_named(tmp_path):
+    cfg = compose_cfg(tmp_path, "model.package=not_a_package")
+    with pytest.raises(ModelNotAvailable, match="not_a_package"):
+        check_available(cfg.model)
+
+
+def test_tiny_is_a_small_llama_with_the_smollm2_tokenizer(tiny):
+    model, tok = tiny
+    assert sum(p.numel() for p in model.parameters()) < 5_000_000
+    assert tok.eos_token == "<|im_end|>" and model.config.vocab_size == len(tok)

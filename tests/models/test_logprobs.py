@@ -1,0 +1,124 @@
+"""Log-probs count response tokens only, and padding side does not change them."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import close
+from sso_exp.data.encoding import chat_prompt, encode, pad
+from sso_exp.models.logprobs import HeadLogps, score, sequence_logps
+
+
+def _seqs(tok):
+    prompts = [chat_prompt(tok, None, "Hi"), chat_prompt(tok, "Be brief.", "Name a colour.")]
+    return [
+        encode(tok, prompts[0], "Hello there, how can I help?", 512),
+        encode(tok, prompts[1], "Blue.", 512),
+    ]
+
+
+def test_logps_equal_manual_sum_over_response_tokens(tiny):
+    model, tok = tiny
+    s = _seqs(tok)[0]
+    ids = torch.tensor([s.ids])
+    with torch.no_grad():
+        logp = model(ids).logits.float().log_softmax(-1)[0]
+        want = sum(logp[t - 1, ids[0, t]].item() for t in range(s.n_prompt, len(s.ids)))
+        got = sequence_logps(model, pad([s], tok.pad_token_id))
+    assert got.count.item() == len(s.ids) - s.n_prompt
+    assert close(got.sum, torch.tensor([want]))
+
+
+def test_left_and_right_padding_agree(tiny):
+    model, tok = tiny
+    seqs = _seqs(tok)
+    with torch.no_grad():
+        right = sequence_logps(model, pad(seqs, tok.pad_token_id, left=False))
+        left = sequence_logps(model, pad(seqs, tok.pad_token_id, left=True))
+        alone = [sequence_logps(model, pad([s], tok.pad_token_id)).sum.item() for s in seqs]
+    assert close(right.sum, left.sum)
+    assert torch.equal(right.count, left.count)
+    assert close(right.sum, torch.tensor(alone))
+
+
+def test_score_keeps_input_order(tiny):
+    model, tok = tiny
+    seqs = _seqs(tok)[::-1] * 2
+    out = score(model, seqs, tok.pad_token_id, batch_size=3)
+    single = [score(model, [s], tok.pad_token_id, 1).sum.item() for s in seqs]
+    assert close(out.sum, torch.tensor(single))
+
+
+def _grads(model, batch, chunk):
+    model.zero_grad()
+    out = sequence_logps(model, batch, chunk)
+    out.sum.sum().backward()
+    return out.sum.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def test_chunked_projection_gives_the_same_values_and_gradients(tiny):
+    model, tok = tiny
+    batch = pad(_seqs(tok) * 3, tok.pad_token_id)
+    whole, g_whole = _grads(model, batch, chunk=0)
+    chunked, g_chunked = _grads(model, batch, chunk=5)  # many chunks, one ragged
+    model.zero_grad()
+    assert close(chunked, whole)
+    assert len(g_whole) == len(g_chunked) > 0
+    assert all(close(b, a) for a, b in zip(g_whole, g_chunked))
+
+
+def _head_inputs(dtype=torch.float32):
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(11, 16, generator=gen, dtype=dtype).requires_grad_()
+    weight = torch.randn(50, 16, generator=gen).mul(0.5).requires_grad_()
+    bias = torch.randn(50, generator=gen).requires_grad_()
+    return hidden, weight, bias, torch.randint(0, 50, (11,), generator=gen)
+
+
+def _with_grads(fn, inputs, upstream):
+    hidden, weight, bias, targets = inputs
+    for t in (hidden, weight, bias):
+        t.grad = None
+    out = fn(hidden, weight, bias, targets)
+    (out * upstream).sum().backward()
+    return [out.detach()] + [t.grad.clone() for t in (hidden, weight, bias)]
+
+
+def _plain(hidden, weight, bias, targets):
+    logits = F.linear(hidden, weight, bias).float()
+    return logits.log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
+
+
+@pytest.mark.parametrize("chunk,compiled", [(0, False), (4, False), (11, False), (4, True)])
+def test_head_logps_backward_matches_autograd(chunk, compiled):
+    """The hand-written backward (onehot - softmax per chunk), plain and compiled, against
+    autograd's."""
+    inputs = _head_inputs()
+    upstream = torch.linspace(-1, 2, 11)
+    want = _with_grads(_plain, inputs, upstream)
+    got = _with_grads(lambda *a: HeadLogps.apply(*a, chunk, compiled), inputs, upstream)
+    for a, b in zip(got, want):
+        assert close(a, b)
+
+
+def test_head_logps_under_bf16_autocast_match_autograd():
+    """Matmuls in bf16 on both sides, log-probs float32, gradients in fp32 parameters."""
+    inputs = _head_inputs()
+    upstream = torch.linspace(-1, 2, 11)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = _with_grads(_plain, inputs, upstream)
+        got = _with_grads(lambda *a: HeadLogps.apply(*a, 4), inputs, upstream)
+    assert got[0].dtype == torch.float32 and got[2].dtype == torch.float32
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=2e-2, rtol=2e-2)
+
+
+def test_logps_stay_float32_under_bf16_autocast(tiny):
+    model, tok = tiny
+    batch = pad(_seqs(tok), tok.pad_token_id)
+    with torch.no_grad():
+        fp32 = sequence_logps(model, batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = sequence_logps(model, batch)
+    assert bf16.sum.dtype == torch.float32
+    assert torch.allclose(fp32.mean, bf16.mean, atol=0.05)

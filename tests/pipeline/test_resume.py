@@ -1,0 +1,104 @@
+"""Which run folder a run works in: a fresh one, an earlier unfinished one of the same config
+(not one a live process holds), or a named one, refused when its config differs."""
+
+import json
+
+import pytest
+
+from conftest import compose_cfg
+from sso_exp.errors import ConfigError
+from sso_exp.pipeline.resume import STATE_FILE, config_diff, open_progress
+
+
+def cfg_in(tmp_path, run: str, *overrides: str):
+    cfg = compose_cfg(tmp_path, "model=tiny", *overrides)
+    cfg.output_dir = str(tmp_path / "runs" / run)
+    return cfg
+
+
+def crashed_run(tmp_path, *overrides: str):
+    """A run folder as a killed process leaves it: one stage done, lock released."""
+    progress = open_progress(cfg_in(tmp_path, "a", *overrides))
+    progress.run_id = "r1"
+    progress.finish("iter_1/sample", {"pairs/kept": 3}, 0)
+    progress.lock.close()
+    return progress.run_dir
+
+
+def test_config_diff_names_each_differing_key():
+    assert config_diff({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}) == [
+        "b: 2 -> 3",
+        "c: '<absent>' -> 4",
+    ]
+
+
+def test_a_new_run_starts_fresh_in_its_own_folder(tmp_path):
+    progress = open_progress(cfg_in(tmp_path, "a"))
+    assert not progress.resumed and progress.run_dir == tmp_path / "runs" / "a"
+    saved = json.loads((progress.run_dir / STATE_FILE).read_text())
+    assert saved["finished"] is False and saved["config"]["loss.name"] == "ipo"
+    assert "output_dir" not in saved["config"]
+
+
+def test_the_same_command_finds_the_unfinished_run(tmp_path):
+    crashed = crashed_run(tmp_path)
+    progress = open_progress(cfg_in(tmp_path, "b"))
+    assert progress.run_dir == crashed and progress.run_id == "r1"
+    assert progress.done("iter_1/sample") and not progress.done("iter_1/train")
+
+
+def test_another_config_or_never_starts_fresh(tmp_path):
+    crashed = crashed_run(tmp_path)
+    assert open_progress(cfg_in(tmp_path, "b", "loss.beta=0.3")).run_dir != crashed
+    assert open_progress(cfg_in(tmp_path, "c", "resume=never")).run_dir != crashed
+
+
+def test_a_folder_held_by_a_live_run_is_not_taken_over(tmp_path):
+    live = open_progress(cfg_in(tmp_path, "a"))
+    assert open_progress(cfg_in(tmp_path, "b")).run_dir != live.run_dir
+
+
+def test_a_finished_run_is_not_resumed(tmp_path):
+    crashed = crashed_run(tmp_path)
+    state = json.loads((crashed / STATE_FILE).read_text())
+    (crashed / STATE_FILE).write_text(json.dumps({**state, "finished": True}))
+    assert open_progress(cfg_in(tmp_path, "b")).run_dir != crashed
+
+
+def test_resume_into_a_folder_of_another_config_is_refused_naming_the_keys(tmp_path):
+    crashed = crashed_run(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        open_progress(
+            cfg_in(tmp_path, "b", f"resume={crashed}", "loss.beta=0.3", "schedule.seed=7")
+        )
+    assert "loss.beta: 0.1 -> 0.3" in str(err.value) and "schedule.seed: 42 -> 7" in str(err.value)
+    assert json.loads((crashed / STATE_FILE).read_text())["run_id"] == "r1"  # untouched
+    with pytest.raises(ConfigError, match="holds no resumable run"):
+        open_progress(cfg_in(tmp_path, "b", f"resume={tmp_path}"))
+
+
+def test_a_fixed_run_folder_with_another_config_is_refused(tmp_path):
+    crashed_run(tmp_path)
+    with pytest.raises(ConfigError, match="loss.beta: 0.1 -> 0.3"):
+        open_progress(cfg_in(tmp_path, "a", "loss.beta=0.3"))
+
+
+def test_a_fixed_folder_whose_run_finished_starts_afresh_but_is_not_resumed(tmp_path):
+    crashed = crashed_run(tmp_path)
+    state = json.loads((crashed / STATE_FILE).read_text())
+    (crashed / STATE_FILE).write_text(json.dumps({**state, "finished": True}))
+    with pytest.raises(ConfigError, match="has finished"):
+        open_progress(cfg_in(tmp_path, "b", f"resume={crashed}"))
+    fresh = open_progress(cfg_in(tmp_path, "a", "loss.beta=0.3"))
+    assert fresh.run_dir == crashed and not fresh.resumed and not fresh.stages
+
+
+def test_a_rank_lightning_started_follows_rank_0_without_the_lock(tmp_path, monkeypatch):
+    live = open_progress(cfg_in(tmp_path, "a"))
+    live.run_id = "r1"
+    live.finish("iter_1/sample", {"pairs/kept": 3}, 0)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    follower = open_progress(cfg_in(tmp_path, "a"))
+    assert follower.run_id == "r1" and follower.done("iter_1/sample") and follower.lock is None
+    follower.finish("iter_1/train", {}, 5)  # only rank 0 writes the state
+    assert "iter_1/train" not in json.loads((live.run_dir / STATE_FILE).read_text())["stages"]
