@@ -12,15 +12,9 @@ last line reads `speedup=<stage tok/s / sequential tok/s>`."""
 from __future__ import annotations
 
 import argparse
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def stage_prompts(cfg, n: int):
@@ -62,7 +56,7 @@ def sequential(model, tok, prompts, s) -> list:
 
 
 def main() -> None:
-    from conftest import compose_cfg
+    from sso_exp.config import compose
     from sso_exp.data.encoding import chat_prompt
     from sso_exp.models.device import autocast
     from sso_exp.models.loading import load_policy
@@ -73,7 +67,7 @@ def main() -> None:
     parser.add_argument("--baseline-prompts", type=int, default=9)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (trainer.precision=...)")
     args = parser.parse_args()
-    cfg = compose_cfg(Path(tempfile.mkdtemp()), *args.overrides)
+    cfg = compose(*args.overrides)
     model, tok = load_policy(cfg.model)
     g = cfg.generation
     prompts = stage_prompts(cfg, args.queries)

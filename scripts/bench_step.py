@@ -20,15 +20,12 @@ import argparse
 import multiprocessing as mp
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 OURS = ["trainer=fast", "model.attn_implementation=eager"]  # the fp32 row: 32-true
 PRECISION = {"float32": "32-true", "bfloat16": "bf16-true"}
 
@@ -72,6 +69,7 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
     """Step times, trained tokens per step, reference tokens per step (none: scored once)."""
     import pytorch_lightning as pl
 
+    from sso_exp.config import compose
     from sso_exp.data.encoding import encode_records, sequence_names
     from sso_exp.data.pairs import PairDataset, loader
     from sso_exp.models.device import autocast
@@ -92,7 +90,7 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
             times.append(time.perf_counter() - self.t0)
 
     tmp = Path(tempfile.mkdtemp())
-    cfg = config(
+    cfg = compose(
         *OURS,
         f"schedule.batch_size={queries}",
         "schedule.grad_accum=1",
@@ -161,16 +159,11 @@ def trl_step_times(precision: str, queries: int, tokens: int, steps: int):
     return times[1:], trained, trained
 
 
-def config(*overrides):
-    from conftest import compose_cfg
-
-    return compose_cfg(Path(tempfile.mkdtemp()), *overrides)
-
-
 def model_dir() -> Path:
+    from sso_exp.config import compose
     from sso_exp.models.loading import gguf_cache
 
-    return gguf_cache(config().model)
+    return gguf_cache(compose().model)
 
 
 def flops_per_token(seq_len: int):

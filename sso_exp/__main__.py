@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import SSOConfig, register, validate
+from .config import register, validate
 from .errors import ConfigError, SSOError
 from .pipeline.evaluate import run_eval
 from .pipeline.inputs import check_inputs
@@ -39,11 +39,11 @@ def run(cfg: DictConfig) -> Optional[float]:
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
     config = check_inputs(config)
-    return optimized_value(config, MODES[config.mode.name](config))
+    return optimized_value(config.optimized_metric, MODES[config.mode.name](config))
 
 
-def optimized_value(cfg: SSOConfig, rows: List[Dict[str, float]]) -> Optional[float]:
-    key = cfg.optimized_metric
+def optimized_value(key: Optional[str], rows: List[Dict[str, float]]) -> Optional[float]:
+    """`key` of the last summary row, when it is a finite number."""
     if key is None:
         return None
     if not rows or key not in rows[-1]:  # the run's work stands; only the search loses it

@@ -10,17 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
-from sso_exp.config import register, validate
+from sso_exp.config import compose
 from sso_exp.models.loading import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # small files made for the tests
-register()
 
 
 @pytest.fixture(scope="session")
@@ -33,21 +30,13 @@ def data_dir() -> Path:
 
 
 def compose_cfg(tmp_path: Path, *overrides: str):
-    """The composed and validated config, with outputs under tmp_path."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                *overrides,
-                f"output_dir={tmp_path}/run",
-                f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-                f"tracking.artifact_location={tmp_path}/art",
-            ],
-            return_hydra_config=True,
-        )
-        HydraConfig.instance().set_config(cfg)
-        return validate(cfg)
+    """The composed and validated config, with outputs and MLflow under tmp_path."""
+    return compose(
+        *overrides,
+        f"output_dir={tmp_path}/run",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.artifact_location={tmp_path}/art",
+    )
 
 
 def run_cli(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -76,10 +65,22 @@ def run_cli(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.C
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """(model, tokenizer) of model=tiny."""
+def _tiny_once(tmp_path_factory):
     cfg = compose_cfg(tmp_path_factory.mktemp("tiny"), "model=tiny")
-    return load_policy(cfg.model, seed=0)
+    model, tok = load_policy(cfg.model, seed=0)
+    return model, tok, {k: v.clone() for k, v in model.state_dict().items()}, tok.padding_side
+
+
+@pytest.fixture
+def tiny(_tiny_once):
+    """(model, tokenizer) of model=tiny, loaded once; each test gets it as loaded (weights,
+    mode, name) whatever the test before did to it."""
+    model, tok, weights, padding_side = _tiny_once
+    model.load_state_dict(weights)
+    model.eval()
+    model.name_or_path = ""
+    tok.padding_side = padding_side
+    return model, tok
 
 
 TINY_ARGS = (
@@ -104,15 +105,20 @@ def close(a, b, ulps: int = 256) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_rng():
-    """Each test gets the global random streams back as they were (torch, random, numpy)."""
+def _isolated_process_state():
+    """Each test leaves the process as it found it: the global random streams (torch, random,
+    numpy), the environment (Lightning's seed variables, vLLM's switches) and Hydra's
+    global config (compose_cfg sets it)."""
     import random
 
     import numpy as np
     import torch
 
-    py, npy = random.getstate(), np.random.get_state()
+    py, npy, env = random.getstate(), np.random.get_state(), dict(os.environ)
     with torch.random.fork_rng():
         yield
     random.setstate(py)
     np.random.set_state(npy)
+    os.environ.clear()
+    os.environ.update(env)
+    HydraConfig.instance().cfg = None

@@ -28,8 +28,7 @@ def stage(module: str) -> str:
 
 def imports(path: Path):
     """(line, imported sso_exp module) for every import in a source file."""
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else ()
@@ -41,23 +40,19 @@ def imports(path: Path):
             yield from ((node.lineno, a.name) for a in node.names if a.name.startswith("sso_exp."))
 
 
-SOURCES = sorted(p for p in PACKAGE.rglob("*.py"))
+SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")
+
+
+def module(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
 
 
 def test_every_module_belongs_to_a_stage():
-    assert {
-        stage(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts))
-        for p in SOURCES
-        if p.name != "__init__.py" or p.parent != PACKAGE
-    } <= set(STAGES)
+    assert {stage(module(p)) for p in SOURCES} <= set(STAGES)
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_flow_to_earlier_stages_only(path):
-    own = (
-        STAGES.index(stage(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)))
-        if path.parent != PACKAGE or path.name != "__init__.py"
-        else len(STAGES)
-    )
+    own = STAGES.index(stage(module(path)))
     for line, target in imports(path):
         assert STAGES.index(stage(target)) <= own, f"{path.name}:{line} imports {target}"

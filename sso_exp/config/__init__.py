@@ -1,6 +1,7 @@
 """Configuration: the typed schema (every default once), its ConfigStore registration and
 start-up validation."""
 
+from .compose import compose
 from .evaluation import EvalConfig, RMConfig
 from .model import LoraSettings, ModelConfig
 from .schema import DataConfig, ModeConfig, SSOConfig, TrackingConfig, flatten, validate
@@ -34,6 +35,7 @@ __all__ = [
     "ScoringConfig",
     "TrackingConfig",
     "TrainerConfig",
+    "compose",
     "flatten",
     "register",
     "validate",

@@ -111,6 +111,17 @@ def encode_conversation(
     return Encoded(ids[-max_length:], 0)
 
 
+def encode_answer(
+    tok: PreTrainedTokenizerBase, prompt: str, answer: str, max_length: int
+) -> Encoded:
+    """A one-turn conversation: the user's prompt and the answer to score."""
+    return encode_conversation(
+        tok,
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+        max_length,
+    )
+
+
 def encode_pair(
     tok: PreTrainedTokenizerBase, pair: PrefPair, max_length: int
 ) -> Dict[str, Encoded]:

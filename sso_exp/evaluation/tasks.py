@@ -7,7 +7,7 @@ are decoded greedily: the same checkpoint always gets the same score.
 
 A judge is anything with `prefer(items)` (P(first answer better) per (instruction, a, b),
 None where it could not tell) and, for MT-Bench only, `rate(items)` (1-10 per
-(conversation, reference)), like `sso_exp.judges.LLMJudge`. Unparsed judgements are
+(conversation, reference)), like `sso_exp.evaluation.judges.LLMJudge`. Unparsed judgements are
 counted, never guessed."""
 
 from __future__ import annotations

@@ -177,6 +177,7 @@ def load_checkpoint(path: str | Path, cfg: ModelConfig):
     return model, load_tokenizer(path, cfg.trust_remote_code)
 
 
-def save_policy(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> None:
+def save_model(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> None:
+    """Weights as safetensors, and the tokenizer beside them."""
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)

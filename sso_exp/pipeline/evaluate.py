@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.utils import instantiate
 
-from ..config import SSOConfig
+from ..config import EvalConfig, ModelConfig, SSOConfig
 from ..data.preferences import read_training_pairs
 from ..data.records import write_jsonl
 from ..errors import SSOError
@@ -21,7 +21,7 @@ from ..evaluation.judges import JudgeError
 from ..models.device import device
 from ..models.loading import load_checkpoint, load_policy
 from ..tracking.mlflow_run import RunLogger
-from .run import tracked_run
+from .tracked_run import tracked_run
 
 log = logging.getLogger(__name__)
 EVAL_COLUMNS = (
@@ -37,38 +37,51 @@ class JudgeFailed(SSOError):
     """The judge kept failing; the tasks finished before it are saved."""
 
 
-def make_judge(cfg: SSOConfig, policy, tok):
-    """The judge the `eval/judge` option names, built by Hydra around the policy."""
-    return instantiate(cfg.eval.judge)(policy, tok, cfg.model)
+def make_judge(judge: Any, model_cfg: ModelConfig, policy, tok):
+    """The judge an `eval/judge` option names, built by Hydra around the policy."""
+    return instantiate(judge)(policy, tok, model_cfg)
+
+
+def _signal(model, tok, judge, e: EvalConfig, records, gen):
+    return tasks.signal_accuracy(records, judge) if records else None
+
+
+def _alpaca(model, tok, judge, e: EvalConfig, records, gen):
+    return tasks.alpaca_eval(model, tok, judge, e.alpaca_path, limit=e.alpaca_limit, **gen)
+
+
+def _mt_bench(model, tok, judge, e: EvalConfig, records, gen):
+    return tasks.mt_bench(
+        model,
+        tok,
+        judge,
+        e.mt_bench_path,
+        limit=e.mt_bench_limit,
+        reference_path=e.mt_bench_reference,
+        **gen,
+    )
+
+
+def _gsm8k(model, tok, judge, e: EvalConfig, records, gen):
+    return tasks.gsm8k(model, tok, e.gsm8k_path, limit=e.gsm8k_limit, **gen)
+
+
+# one runner per task of config.evaluation.TASKS (test_evaluate checks they match)
+RUNNERS = {"signal": _signal, "alpaca": _alpaca, "mt_bench": _mt_bench, "gsm8k": _gsm8k}
 
 
 def run_task(
-    task: str, model, tok, judge, cfg: SSOConfig, records: Optional[List[Dict]]
+    task: str, model, tok, judge, e: EvalConfig, records: Optional[List[Dict]]
 ) -> Optional[tasks.TaskResult]:
-    e = cfg.eval
     gen = {"max_new_tokens": e.max_new_tokens, "batch_size": e.batch_size}
-    if task == "signal":
-        return tasks.signal_accuracy(records, judge) if records else None
-    if task == "alpaca":
-        return tasks.alpaca_eval(model, tok, judge, e.alpaca_path, limit=e.alpaca_limit, **gen)
-    if task == "mt_bench":
-        return tasks.mt_bench(
-            model,
-            tok,
-            judge,
-            e.mt_bench_path,
-            limit=e.mt_bench_limit,
-            reference_path=e.mt_bench_reference,
-            **gen,
-        )
-    return tasks.gsm8k(model, tok, e.gsm8k_path, limit=e.gsm8k_limit, **gen)
+    return RUNNERS[task](model, tok, judge, e, records, gen)
 
 
 def evaluate(
     model,
     tok,
     judge,
-    cfg: SSOConfig,
+    e: EvalConfig,
     records: Optional[List[Dict]],
     logger: RunLogger,
     step: int,
@@ -76,9 +89,9 @@ def evaluate(
 ) -> Dict[str, float]:
     """Every configured task in turn; metrics logged at `step`, tables under out_dir."""
     metrics: Dict[str, float] = {}
-    for task in cfg.eval.tasks:
+    for task in e.tasks:
         try:
-            result = run_task(task, model, tok, judge, cfg, records)
+            result = run_task(task, model, tok, judge, e, records)
         except JudgeError as err:
             raise JudgeFailed(
                 f"eval task '{task}': {err}; the tasks before it are saved in {out_dir} and MLflow"
@@ -103,6 +116,6 @@ def run_eval(cfg: SSOConfig) -> List[Dict[str, float]]:
         else:
             model, tok = load_policy(cfg.model, cfg.schedule.seed)
         model.to(device(cfg.trainer))
-        judge = make_judge(cfg, model, tok)
-        rows.append(evaluate(model, tok, judge, cfg, records, logger, 1, run_dir))
+        judge = make_judge(cfg.eval.judge, cfg.model, model, tok)
+        rows.append(evaluate(model, tok, judge, cfg.eval, records, logger, 1, run_dir))
     return rows

@@ -82,6 +82,8 @@ def check_rm(cfg: SSOConfig) -> None:
         read_records(cfg.data.pairs)
     elif cfg.rm.sso:
         load_prompts(cfg.data.prompts)
+        if cfg.generator is not None:
+            check_available(cfg.generator)
     check_available(cfg.model)
 
 

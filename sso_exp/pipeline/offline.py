@@ -14,8 +14,8 @@ from ..config import SSOConfig
 from ..data.preferences import read_training_pairs
 from ..models.device import device
 from ..models.loading import load_policy
-from .run import tracked_run
 from .stages import EmptyIteration, generate_pairs, train_on_pairs
+from .tracked_run import tracked_run
 
 
 def run_offline(cfg: SSOConfig) -> List[Dict[str, float]]:

@@ -21,20 +21,19 @@ from ..tracking.mlflow_run import RunLogger
 from ..training.objectives import generator_objective
 from .evaluate import evaluate, make_judge
 from .resume import Progress, open_progress, stage_key
-from .run import tracked_run
 from .stages import (
     EmptyIteration,
     iteration_queries,
     round_stats,
-    sample_pairs,
+    sample_round,
     train_on_pairs,
-    write_round,
 )
+from .tracked_run import tracked_run
 
 log = logging.getLogger(__name__)
 
 
-def sample_round(
+def sample_stage(
     writer,
     tok,
     cfg: SSOConfig,
@@ -47,8 +46,9 @@ def sample_round(
     """The writer's pairs for this iteration, written and logged; returns the round's
     figures. An empty round stops the run or is reported, as `mode.on_empty` says."""
     it_dir = run_dir / f"iter_{iteration}"
-    rnd = sample_pairs(writer, tok, cfg, queries, cfg.schedule.seed + iteration)
-    write_round(rnd, it_dir, logger, stem)
+    rnd = sample_round(
+        writer, tok, cfg, queries, cfg.schedule.seed + iteration, it_dir, logger, stem
+    )
     prefix = stem.replace("_", "/")
     stats = round_stats(rnd)
     logger.log_iteration(iteration, {prefix + k: v for k, v in stats.items()})
@@ -113,7 +113,7 @@ def run_iteration(
     if generator is not None:  # v2: train the generator on its own pairs first
         stats = stages.run(
             "generator_sample",
-            lambda: sample_round(
+            lambda: sample_stage(
                 generator, tok, cfg, logger, iteration, queries, run_dir, "generator_"
             ),
         )
@@ -138,7 +138,7 @@ def run_iteration(
     row.update(
         stages.run(
             "sample",
-            lambda: sample_round(generator or model, tok, cfg, logger, iteration, queries, run_dir),
+            lambda: sample_stage(generator or model, tok, cfg, logger, iteration, queries, run_dir),
         )
     )
     if not row["pairs/kept"]:
@@ -154,7 +154,14 @@ def run_iteration(
             stages.run(
                 "eval",
                 lambda: evaluate(
-                    model, tok, judge, cfg, kept, logger, iteration, run_dir / f"iter_{iteration}"
+                    model,
+                    tok,
+                    judge,
+                    cfg.eval,
+                    kept,
+                    logger,
+                    iteration,
+                    run_dir / f"iter_{iteration}",
                 ),
             )
         )
@@ -188,7 +195,9 @@ def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
     progress = open_progress(cfg)
     with tracked_run(cfg, progress=progress) as (run_dir, logger, rows):
         model, tok, generator = load_models(cfg, progress)
-        judge = make_judge(cfg, model, tok) if cfg.eval.every_iteration else None
+        judge = (
+            make_judge(cfg.eval.judge, cfg.model, model, tok) if cfg.eval.every_iteration else None
+        )
         for it in range(1, cfg.schedule.iterations + 1):
             queries = iteration_queries(
                 prompts, cfg.schedule.queries_per_iteration, it, cfg.schedule.seed

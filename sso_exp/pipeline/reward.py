@@ -11,20 +11,21 @@ from typing import Dict, List, Tuple
 import pytorch_lightning as pl
 
 from ..config import SSOConfig
-from ..data.encoding import encode_conversation, encode_pair
+from ..data.encoding import encode_answer, encode_pair
 from ..data.pairs import conversation_loader
 from ..data.preferences import PrefPair, from_records, read_pairs
 from ..data.records import read_jsonl, read_records, write_jsonl
 from ..errors import DataError
 from ..evaluation.accuracy import accuracy_metrics
-from ..models.loading import load_policy, load_reward_model
+from ..models.device import device
+from ..models.loading import load_policy, load_reward_model, save_model
 from ..models.rewards import score_conversations, score_pairs
 from ..tracking.mlflow_run import RunLogger
 from ..training.fit import make_trainer
 from ..training.optim import build
 from ..training.reward_module import RewardModule
-from .run import tracked_run
 from .stages import generate_pairs
+from .tracked_run import tracked_run
 
 RM_COLUMNS = (
     ("pairs sso", "rm/pairs/sso", "{:d}"),
@@ -43,7 +44,7 @@ def sso_pairs(cfg: SSOConfig, logger: RunLogger, run_dir: Path) -> List[Dict]:
     if cfg.data.pairs:
         return read_records(cfg.data.pairs)
     model, tok = load_policy(cfg.model, cfg.schedule.seed)
-    records, stats = generate_pairs(cfg, model, tok, logger, run_dir)
+    records, stats = generate_pairs(cfg, model.to(device(cfg.trainer)), tok, logger, run_dir)
     logger.log_iteration(1, stats)
     return records
 
@@ -65,14 +66,14 @@ def training_pairs(cfg: SSOConfig, logger: RunLogger, run_dir: Path) -> Tuple[Li
     return pairs, stats
 
 
-def evaluate(rm, tok, cfg: SSOConfig, run_dir: Path, logger: RunLogger) -> Dict[str, float]:
+def evaluate_rm(rm, tok, cfg: SSOConfig, run_dir: Path, logger: RunLogger) -> Dict[str, float]:
     """Accuracy (r+ > r-) on human-labelled pairs, overall and per subset, with 95% CIs."""
     pairs, skipped = read_pairs(cfg.rm.eval, cfg.rm.eval_limit)
     scores = score_pairs(
         rm,
         [encode_pair(tok, p, cfg.rm.max_length) for p in pairs],
         tok.pad_token_id,
-        2 * cfg.rm.batch_size,
+        cfg.scoring.batch_size,
     )
     hits = (scores[:, 0] > scores[:, 1]).tolist()
     by_subset: Dict[str, List[bool]] = defaultdict(list)
@@ -112,12 +113,11 @@ def run_rm(cfg: SSOConfig) -> List[Dict[str, float]]:
                 encoded, cfg.rm.batch_size, tok.pad_token_id, shuffle=True, seed=s.seed
             ),
         )
-        rm.save_pretrained(run_dir / "reward_model", safe_serialization=True)
-        tok.save_pretrained(run_dir / "reward_model")
-        train_scores = score_pairs(rm, encoded, tok.pad_token_id, 2 * cfg.rm.batch_size)
+        save_model(rm, tok, run_dir / "reward_model")
+        train_scores = score_pairs(rm, encoded, tok.pad_token_id, cfg.scoring.batch_size)
         stats["rm/train_accuracy"] = float((train_scores[:, 0] > train_scores[:, 1]).float().mean())
         if cfg.rm.eval:
-            stats.update(evaluate(rm, tok, cfg, run_dir, logger))
+            stats.update(evaluate_rm(rm, tok, cfg, run_dir, logger))
         logger.log_iteration(1, stats)
         rows.append(stats)
     return rows
@@ -146,18 +146,8 @@ def run_rm_score(cfg: SSOConfig) -> List[Dict[str, float]]:
         cfg, (("scored", "rm_score/n", "{:d}"), ("mean reward", "rm_score/mean", "{:.4f}"))
     ) as (run_dir, logger, summary):
         rm, tok = load_reward_model(cfg.model, checkpoint=cfg.rm.checkpoint)
-        seqs = [
-            encode_conversation(
-                tok,
-                [
-                    {"role": "user", "content": r["prompt"]},
-                    {"role": "assistant", "content": r["response"]},
-                ],
-                cfg.rm.max_length,
-            )
-            for r in rows
-        ]
-        scores = score_conversations(rm, seqs, tok.pad_token_id, 2 * cfg.rm.batch_size)
+        seqs = [encode_answer(tok, r["prompt"], r["response"], cfg.rm.max_length) for r in rows]
+        scores = score_conversations(rm, seqs, tok.pad_token_id, cfg.scoring.batch_size)
         write_jsonl(
             [{**r, "reward": float(s)} for r, s in zip(rows, scores)], run_dir / "scores.jsonl"
         )

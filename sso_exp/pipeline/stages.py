@@ -13,7 +13,7 @@ from ..data.encoding import ON_POLICY, encode_records
 from ..data.pairs import SeqLogps
 from ..data.records import load_prompts, write_jsonl
 from ..errors import SSOError
-from ..models.loading import load_policy, save_policy
+from ..models.loading import load_policy, save_model
 from ..models.logprobs import score_named
 from ..steering.filters import LOGPROB_RULES, STRING_RULES
 from ..steering.rounds import PairRound, Scorer, build_round
@@ -47,10 +47,20 @@ def record_scorer(model, tok, cfg: SSOConfig) -> Scorer:
     return score
 
 
-def sample_pairs(writer, tok, cfg: SSOConfig, queries: Sequence[str], seed: int) -> PairRound:
-    """A round of pairs written by `writer` with the configured sampler and filters."""
-    sampler = make_sampler(writer, tok, cfg.generation, cfg.schedule.seed)
-    return build_round(
+def sample_round(
+    writer,
+    tok,
+    cfg: SSOConfig,
+    queries: Sequence[str],
+    seed: int,
+    it_dir: Path,
+    logger: RunLogger,
+    stem: str = "",
+) -> PairRound:
+    """A round of pairs written by `writer` with the configured sampler and filters, seeded
+    by `seed`; every triple and the kept pairs go to it_dir, the pairs to MLflow too."""
+    sampler = make_sampler(writer, tok, cfg.generation, seed)
+    rnd = build_round(
         sampler,
         queries,
         cfg.principle,
@@ -59,6 +69,10 @@ def sample_pairs(writer, tok, cfg: SSOConfig, queries: Sequence[str], seed: int)
         random.Random(seed),
         record_scorer(writer, tok, cfg),
     )
+    write_jsonl(rnd.kept, it_dir / f"{stem}pairs.jsonl")
+    write_jsonl(rnd.generated, it_dir / f"{stem}generated.jsonl")
+    logger.log_file(it_dir / f"{stem}pairs.jsonl", it_dir.name)
+    return rnd
 
 
 def round_stats(rnd: PairRound) -> Dict[str, float]:
@@ -75,12 +89,6 @@ def round_stats(rnd: PairRound) -> Dict[str, float]:
     return stats
 
 
-def write_round(rnd: PairRound, it_dir: Path, logger: RunLogger, stem: str = "") -> None:
-    write_jsonl(rnd.kept, it_dir / f"{stem}pairs.jsonl")
-    write_jsonl(rnd.generated, it_dir / f"{stem}generated.jsonl")
-    logger.log_file(it_dir / f"{stem}pairs.jsonl", it_dir.name)
-
-
 def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path):
     """Offline pairs, written once into iter_1/ by the generator (the policy itself unless
     `generator` is set); returns the kept records and the round's figures."""
@@ -91,8 +99,7 @@ def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path
     queries = iteration_queries(
         load_prompts(cfg.data.prompts), cfg.schedule.queries_per_iteration, 1, cfg.schedule.seed
     )
-    rnd = sample_pairs(writer, wtok, cfg, queries, cfg.schedule.seed)
-    write_round(rnd, run_dir / "iter_1", logger)
+    rnd = sample_round(writer, wtok, cfg, queries, cfg.schedule.seed, run_dir / "iter_1", logger)
     return rnd.kept, round_stats(rnd)
 
 
@@ -140,5 +147,5 @@ def train_on_pairs(
     logger.step_offset += steps
     train = {f"train/{k}": v for k, v in metrics.items()}
     logger.log_iteration(iteration, train)
-    save_policy(model, tok, run_dir / f"iter_{iteration}" / save_as)
+    save_model(model, tok, run_dir / f"iter_{iteration}" / save_as)
     return {**stats, **train}

@@ -1,4 +1,4 @@
-"""Prompt files, the string filter, and the authors' record format."""
+"""Prompt files and the authors' record format, read and written unchanged."""
 
 import json
 

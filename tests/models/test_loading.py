@@ -9,7 +9,7 @@ from sso_exp.models.loading import (
     check_available,
     load_checkpoint,
     load_policy,
-    save_policy,
+    save_model,
 )
 
 
@@ -26,7 +26,7 @@ def test_unavailable_models_say_how_to_point_at_a_copy(tmp_path, monkeypatch, mo
 
 def test_local_folder_is_a_model(tmp_path, tiny):
     model, tok = tiny
-    save_policy(model, tok, tmp_path / "ckpt")
+    save_model(model, tok, tmp_path / "ckpt")
     assert (tmp_path / "ckpt" / "model.safetensors").is_file()
     cfg = compose_cfg(
         tmp_path, "model=qwen2", f"model.path={tmp_path / 'ckpt'}", "model.dtype=float32"
@@ -40,7 +40,7 @@ def test_local_folder_is_a_model(tmp_path, tiny):
 
 def test_attention_kernel_comes_from_the_config(tmp_path, tiny):
     model, tok = tiny
-    save_policy(model, tok, tmp_path / "ckpt")
+    save_model(model, tok, tmp_path / "ckpt")
     for kernel in ("eager", "sdpa"):
         cfg = compose_cfg(tmp_path, "model=tiny", f"model.attn_implementation={kernel}")
         assert load_policy(cfg.model)[0].config._attn_implementation == kernel

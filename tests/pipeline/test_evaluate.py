@@ -108,3 +108,11 @@ def test_rm_judge_needs_a_checkpoint(tmp_path):
 def test_unknown_task_is_refused(tmp_path):
     proc = run_cli(tmp_path, "mode=eval", "model=tiny", "eval.tasks=[signal,bleu]", *SMALL)
     assert proc.returncode == 2 and "unknown tasks ['bleu']" in out(proc)
+
+
+def test_every_task_has_a_runner():
+    from sso_exp.config.evaluation import TASKS
+    from sso_exp.pipeline.evaluate import RUNNERS
+    from sso_exp.pipeline.inputs import TASK_FILES
+
+    assert set(RUNNERS) == set(TASKS) == set(TASK_FILES)

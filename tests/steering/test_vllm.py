@@ -42,7 +42,8 @@ def test_weights_are_pushed_before_every_stage(tiny, tmp_path, monkeypatch):
     fake.LLM, fake.SamplingParams = FakeLLM, lambda **kw: kw
     monkeypatch.setitem(sys.modules, "vllm", fake)
     monkeypatch.setattr(vllm, "_ENGINES", {})
-    sampler = vllm.VLLMSampler(model, tok, GenerationConfig(backend="vllm"), seed=3)
+    gen = GenerationConfig(backend="vllm", temperature=0.6, top_p=0.9)
+    sampler = vllm.VLLMSampler(model, tok, gen, seed=3)
     assert sampler.sample([(None, "Hi")], 7, "test") == ["sampled"]
     with torch.no_grad():
         model.model.norm.weight.add_(1.0)  # "training" between two stages
@@ -58,7 +59,7 @@ def test_weights_are_pushed_before_every_stage(tiny, tmp_path, monkeypatch):
     inputs, params = llm.calls[0]
     ids = tok(chat_prompt(tok, None, "Hi"), add_special_tokens=False).input_ids
     assert inputs == [{"prompt_token_ids": ids}]
-    assert params == {"temperature": 0.7, "top_p": 0.8, "top_k": -1, "max_tokens": 7, "seed": 3}
+    assert params == {"temperature": 0.6, "top_p": 0.9, "top_k": -1, "max_tokens": 7, "seed": 3}
 
 
 def test_missing_vllm_stops_before_any_work(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import compose_cfg
+from sso_exp.config import OptimizerConfig
 from sso_exp.training.optim import build, optimizers
 
 
@@ -20,14 +21,16 @@ def made(tmp_path, precision="32-true", *overrides):
 
 def test_the_default_is_adamw_with_warmup_then_cosine(tmp_path):
     opt, sched = made(tmp_path)
+    want = OptimizerConfig()
     assert type(opt) is torch.optim.AdamW and opt.defaults["fused"] is True
-    assert tuple(opt.defaults["betas"]) == (0.9, 0.95) and opt.defaults["weight_decay"] == 0.1
+    assert list(opt.defaults["betas"]) == want.betas
+    assert opt.defaults["weight_decay"] == want.weight_decay
     lrs = []
     for _ in range(10):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs[0] == 0 and lrs[1] == pytest.approx(5e-6)  # 1 warmup step of 10
+    assert lrs[0] == 0 and lrs[1] == pytest.approx(want.lr)  # 1 warmup step of 10
     assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))  # cosine decay after it
 
 

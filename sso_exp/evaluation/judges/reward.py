@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from ...data.encoding import encode_conversation
+from ...data.encoding import encode_answer
 from ...models.rewards import score_conversations
 
 
@@ -20,11 +20,7 @@ class RewardJudge:
 
     def prefer(self, items: Sequence[Tuple[str, str, str]]) -> List[Optional[float]]:
         seqs = [
-            encode_conversation(
-                self.tok,
-                [{"role": "user", "content": q}, {"role": "assistant", "content": answer}],
-                self.max_length,
-            )
+            encode_answer(self.tok, q, answer, self.max_length)
             for q, a, b in items
             for answer in (a, b)
         ]
