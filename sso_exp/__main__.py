@@ -8,10 +8,11 @@ import sys
 from typing import Dict, List, Optional
 
 import hydra
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import register, validate
+from .config import compose, register, validate
 from .errors import ConfigError, SSOError
 from .pipeline.evaluate import run_eval
 from .pipeline.inputs import check_inputs
@@ -73,5 +74,20 @@ def main(cfg: DictConfig) -> Optional[float]:
     return None
 
 
+def check_command_line(argv: List[str]) -> None:
+    """A run whose command line does not compose (unknown key or option, wrong type) or
+    validate is bad input: one message, exit 2, as for all bad input (Hydra alone would
+    exit 1). Sweeps check every job in their callback; flags (--cfg, -m) go to Hydra."""
+    if any(arg.startswith("-") for arg in argv):
+        return
+    try:
+        compose(*argv)
+    except (ConfigCompositionException, OmegaConfBaseException, SSOError) as err:
+        cause = f"\n{err.__cause__}" if err.__cause__ else ""
+        print(f"error: {err}{cause}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:])
     main()

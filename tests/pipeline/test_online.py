@@ -107,9 +107,13 @@ def test_malformed_prompt_line_names_file_and_line(tmp_path):
     assert proc.returncode == 2 and f"{bad}:2: invalid JSON" in out(proc)
 
 
-def test_unknown_key_fails(tmp_path):
-    proc = run_cli(tmp_path, *TINY_ARGS, "loss.gbeta=1")
-    assert proc.returncode != 0 and "gbeta" in out(proc)
+@pytest.mark.parametrize(
+    "override, named", [("loss.gbeta=1", "loss.gbeta"), ("schedule.iterations=lots", "lots")]
+)
+def test_a_command_line_that_does_not_compose_is_bad_input(tmp_path, override, named):
+    proc = run_cli(tmp_path, *TINY_ARGS, override)
+    assert proc.returncode == 2 and named in out(proc) and "Traceback" not in out(proc)
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_unavailable_model_fails_with_one_message(tmp_path):
