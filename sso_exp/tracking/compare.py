@@ -43,11 +43,11 @@ class CompareError(SSOError):
 
 @dataclass
 class ReportSettings:
-    """What the report shows; the metric lists live in conf/compare.yaml."""
+    """What the report shows; the values live in conf/compare.yaml."""
 
     final_metrics: List[str] = MISSING
     plots: Dict[str, List[str]] = MISSING
-    log_to_parent: bool = True  # a sweep's report also goes to its parent run, under compare/
+    log_to_parent: bool = MISSING
 
     def __post_init__(self) -> None:
         for group, metrics in self.plots.items():

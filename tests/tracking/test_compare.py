@@ -36,6 +36,7 @@ SETTINGS = ReportSettings(
         "onpolicy": ["onpolicy/chosen"],
         "eval": ["gsm8k/exact_match"],
     },
+    log_to_parent=True,
 )
 JOBS = {  # experiment -> (status, per-iteration pairs/kept, train/loss)
     "sso": ("FINISHED", [6.0, 7.0], [0.5, 0.25]),
@@ -193,7 +194,7 @@ def test_unknown_target_and_empty_sweep(store):
 def test_config_validation_names_the_key():
     base = OmegaConf.load(ROOT / "conf" / "compare.yaml")
     cfg = OmegaConf.merge(
-        OmegaConf.masked_copy(base, ["final_metrics", "plots", "out_dir"]),
+        OmegaConf.masked_copy(base, ["final_metrics", "plots", "out_dir", "log_to_parent"]),
         {"target": "s1", "tracking": {"uri": "sqlite:///x.db"}},
     )
     assert validate(cfg).out_dir == "outputs/compare/s1"
@@ -202,7 +203,11 @@ def test_config_validation_names_the_key():
     with pytest.raises(ConfigError, match="plots.eval"):
         validate(OmegaConf.merge(cfg, {"plots": {"eval": []}}))
     with pytest.raises(ConfigError, match="target"):
-        validate(OmegaConf.masked_copy(cfg, ["final_metrics", "plots", "tracking", "out_dir"]))
+        validate(
+            OmegaConf.masked_copy(
+                cfg, ["final_metrics", "plots", "tracking", "out_dir", "log_to_parent"]
+            )
+        )
     settings = default_settings()
     assert "onpolicy/raw" in settings.plots["onpolicy"] and settings.log_to_parent
 
