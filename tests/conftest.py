@@ -39,29 +39,31 @@ def compose_cfg(tmp_path: Path, *overrides: str):
     )
 
 
+def run_module(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` as a user runs it: from the repository root, no stdin,
+    Hydra's short error messages, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def run_cli(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m sso_exp` in a subprocess, its outputs and MLflow store under tmp_path."""
     flags = [a for a in overrides if a.startswith("-")]  # argparse wants them first
-    cmd = [
-        sys.executable,
-        "-m",
-        "sso_exp",
+    args = [
         *flags,
         f"hydra.run.dir={tmp_path}/run",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
         f"tracking.artifact_location={tmp_path}/art",
         *[a for a in overrides if not a.startswith("-")],
     ]
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        cmd,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_module("sso_exp", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from mlflow.entities import Metric, Param
 from omegaconf import OmegaConf
 
+from conftest import run_module
 from sso_exp.config import TrackingConfig
 from sso_exp.errors import ConfigError
 from sso_exp.tracking.compare import (
@@ -219,13 +219,7 @@ def test_bare_target_is_quoted():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sso_exp.tracking.compare", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_module("sso_exp.tracking.compare", *args, timeout=120)
 
 
 def test_cli_bare_target_and_error(store, tmp_path):

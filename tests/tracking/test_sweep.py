@@ -2,14 +2,10 @@
 child runs, a comparison at the end, failures that do not stop the sweep, bad sweeps that
 fail before any job, and the Optuna search."""
 
-import os
-import subprocess
-import sys
-
 import mlflow
 import pytest
 
-from conftest import ROOT
+from conftest import run_module
 from sso_exp.tracking.sweep import expand_jobs
 
 SMALL = (
@@ -23,9 +19,7 @@ SMALL = (
 
 
 def run_sweep(tmp_path, *overrides, timeout=600):
-    cmd = [
-        sys.executable,
-        "-m",
+    return run_module(
         "sso_exp",
         "-m",
         f"hydra.sweep.dir={tmp_path}/sweep",
@@ -33,15 +27,7 @@ def run_sweep(tmp_path, *overrides, timeout=600):
         f"tracking.artifact_location={tmp_path}/art",
         *SMALL,
         *overrides,
-    ]
-    return subprocess.run(
-        cmd,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
         timeout=timeout,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
-        stdin=subprocess.DEVNULL,
     )
 
 

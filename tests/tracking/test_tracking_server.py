@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import ROOT, TINY_ARGS
+from conftest import TINY_ARGS, run_module
 
 MLFLOW = Path(sys.executable).with_name("mlflow")
 
@@ -62,18 +62,13 @@ def server(tmp_path):
 
 def test_a_job_tracks_to_a_running_server(server):
     url, tmp = server
-    cmd = [
-        sys.executable,
-        "-m",
+    proc = run_module(
         "sso_exp",
         f"hydra.run.dir={tmp}/run",
         "tracking=server",
         f"tracking.uri={url}",
         *TINY_ARGS,
         "schedule.iterations=1",
-    ]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = mlflow.MlflowClient(url)
