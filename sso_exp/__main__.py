@@ -16,6 +16,7 @@ from .config import compose, register, validate
 from .errors import ConfigError, SSOError
 from .pipeline.evaluate import run_eval
 from .pipeline.inputs import check_inputs
+from .pipeline.launch import start_ranks
 from .pipeline.offline import run_offline
 from .pipeline.online import run_online
 from .pipeline.reward import run_rm, run_rm_score
@@ -39,7 +40,7 @@ def run(cfg: DictConfig) -> Optional[float]:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
-    config = check_inputs(config)
+    config = start_ranks(check_inputs(config), in_multirun())
     return optimized_value(config.optimized_metric, MODES[config.mode.name](config))
 
 

@@ -9,6 +9,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sso_exp"
 STAGES = [
     "errors",
+    "distributed",
     "config",
     "data",
     "models",

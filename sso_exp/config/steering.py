@@ -88,6 +88,9 @@ class GenerationConfig:
     nucleus_candidates: int = 256  # hf: top tokens searched for the nucleus first (exact)
     vllm_gpu_memory_utilization: float = 0.4
     vllm_dtype: str = "bfloat16"
+    # vLLM's sleep mode while training runs: 1 frees the KV cache and moves the engine's
+    # weights to CPU memory, 0 keeps the engine awake
+    vllm_sleep_level: int = 1
 
     def __post_init__(self) -> None:
         require_choice(self.backend, ("hf", "vllm"), "generation.backend")
@@ -95,6 +98,7 @@ class GenerationConfig:
             require(getattr(self, key) >= 1, f"generation.{key}", "must be >= 1")
         require(self.temperature > 0, "generation.temperature", "must be > 0 (sampling)")
         require(0 < self.top_p <= 1, "generation.top_p", "must be in (0, 1]")
+        require(self.vllm_sleep_level in (0, 1), "generation.vllm_sleep_level", "must be 0 or 1")
 
 
 @dataclass

@@ -4,20 +4,23 @@ and deals the order across data-parallel ranks."""
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence
 
 import torch
-import torch.distributed as dist
 from torch.utils.data import Sampler
 from tqdm.auto import tqdm
+
+from ..distributed import is_main, rank, world
 
 
 def length_batches(
     lengths: Sequence[int], batch_size: int, desc: Optional[str] = None
 ) -> Iterator[List[int]]:
-    """Input indices, shortest first, `batch_size` at a time; a progress bar when `desc`."""
+    """Input indices, shortest first, `batch_size` at a time; a progress bar when `desc`
+    (rank 0's only: the ranks' shares are about equal)."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    with tqdm(total=len(order), desc=desc, unit="seq", disable=desc is None) as bar:
+    quiet = desc is None or not is_main()
+    with tqdm(total=len(order), desc=desc, unit="seq", disable=quiet) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             yield idx
@@ -36,20 +39,14 @@ class RankShards(Sampler):
     def set_epoch(self, epoch: int) -> None:  # Lightning calls it at each epoch start
         self.epoch = epoch
 
-    @staticmethod
-    def _world() -> Tuple[int, int]:
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
-
     def __len__(self) -> int:
-        return -(-self.size // self._world()[1])
+        return -(-self.size // world())
 
     def __iter__(self) -> Iterator[int]:
-        rank, world = self._world()
+        r, w = rank(), world()
         gen = torch.Generator().manual_seed(self.seed + self.epoch)
         order = (
             torch.randperm(self.size, generator=gen) if self.shuffle else torch.arange(self.size)
         )
-        order = order.repeat(-(-len(self) * world // max(self.size, 1)))[: len(self) * world]
-        return iter(order[rank::world].tolist())
+        order = order.repeat(-(-len(self) * w // max(self.size, 1)))[: len(self) * w]
+        return iter(order[r::w].tolist())

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
+from ..distributed import is_main
 from ..errors import DataError
 
 RECORD_FIELDS = (
@@ -81,7 +82,10 @@ def make_record(
 
 
 def write_jsonl(rows: Iterable[Dict], path: Path) -> None:
-    """Write atomically, so an interrupted run never leaves half a file."""
+    """Write atomically, so an interrupted run never leaves half a file; rank 0 alone
+    writes (every rank holds the same rows)."""
+    if not is_main():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:

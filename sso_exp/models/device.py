@@ -10,14 +10,15 @@ from typing import ContextManager
 import torch
 
 from ..config import TrainerConfig
+from ..distributed import local_rank
 
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def device(cfg: TrainerConfig) -> torch.device:
-    """Where the main process keeps the model between training runs."""
+    """Where this rank keeps the model between training runs: its own GPU, or the CPU."""
     if cfg.accelerator == "gpu" or (cfg.accelerator == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
+        return torch.device("cuda", local_rank())
     return torch.device("cpu")
 
 

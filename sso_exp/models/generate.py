@@ -1,11 +1,11 @@
 """The one generate loop: batched HF `generate` over chat-formatted prompts, left-padded,
 the prompts sorted by length so a batch wastes little on padding, with a progress bar.
-Sampling passes its nucleus sampler as a logits processor; judges and answers decode
-greedily."""
+Sampling passes its nucleus sampler (built per batch, for the batch's rows) as a logits
+processor; judges and answers decode greedily."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from transformers import (
@@ -26,12 +26,12 @@ def generate_texts(
     *,
     max_new_tokens: int,
     batch_size: int,
-    processor: Optional[LogitsProcessor] = None,
+    processor: Optional[Callable[[List[int]], LogitsProcessor]] = None,
     desc: Optional[str] = None,
 ) -> List[str]:
-    """One completion per formatted prompt, in the prompts' order, stripped."""
+    """One completion per formatted prompt, in the prompts' order, stripped; `processor`
+    builds a batch's logits processor from the indices of the prompts in it."""
     texts: List[str] = [""] * len(prompts)
-    processors = LogitsProcessorList([processor] if processor is not None else [])
     was_training = model.training
     model.eval()
     for idx in length_batches([len(p) for p in prompts], batch_size, desc):
@@ -45,7 +45,7 @@ def generate_texts(
         out = model.generate(
             **enc,
             do_sample=False,
-            logits_processor=processors,
+            logits_processor=LogitsProcessorList([processor(idx)] if processor else []),
             max_new_tokens=max_new_tokens,
             pad_token_id=tok.pad_token_id,
         )

@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from ..config import ModelConfig
+from ..distributed import is_main
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,9 @@ def load_checkpoint(path: str | Path, cfg: ModelConfig):
 
 
 def save_model(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> None:
-    """Weights as safetensors, and the tokenizer beside them."""
+    """Weights as safetensors, and the tokenizer beside them; rank 0 alone writes (the
+    ranks' weights are the same)."""
+    if not is_main():
+        return
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)

@@ -5,7 +5,7 @@ attention mask, so left- and right-padded batches give the same values."""
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -17,6 +17,7 @@ from ..config import TrainerConfig
 from ..data.batching import length_batches
 from ..data.encoding import Encoded, pad
 from ..data.pairs import SeqLogps
+from ..distributed import shard_map
 
 
 class HeadLogps(torch.autograd.Function):
@@ -151,7 +152,6 @@ def sequence_logps(
     return SeqLogps(sums.index_add(0, rows, token_logps), mask.sum(-1).float())
 
 
-@torch.no_grad()
 def score(
     model: PreTrainedModel,
     seqs: Sequence[Encoded],
@@ -160,7 +160,20 @@ def score(
     desc: Optional[str] = None,
     chunk: int = TrainerConfig.logps_chunk,
 ) -> SeqLogps:
-    """Log-probs of many sequences without gradient, batched by length to cut padding."""
+    """Log-probs of many sequences without gradient, batched by length to cut padding; with
+    several ranks each scores its share."""
+    return shard_map(partial(_score, model, pad_id, batch_size, desc, chunk), seqs)
+
+
+@torch.no_grad()
+def _score(
+    model: PreTrainedModel,
+    pad_id: int,
+    batch_size: int,
+    desc: Optional[str],
+    chunk: int,
+    seqs: List[Encoded],
+) -> SeqLogps:
     sums, counts = torch.zeros(len(seqs)), torch.zeros(len(seqs))
     was_training = model.training
     model.eval()

@@ -4,7 +4,8 @@ pad id cannot mark where a sequence ends)."""
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from functools import partial
+from typing import Dict, List, Sequence
 
 import torch
 from torch import Tensor
@@ -12,6 +13,7 @@ from transformers import PreTrainedModel
 
 from ..data.batching import length_batches
 from ..data.encoding import Encoded, pad
+from ..distributed import shard_map
 
 
 def rewards(rm: PreTrainedModel, batch: Dict[str, Tensor]) -> Tensor:
@@ -26,11 +28,16 @@ def rewards(rm: PreTrainedModel, batch: Dict[str, Tensor]) -> Tensor:
     return rm.score(hidden[torch.arange(len(last), device=last.device), last]).squeeze(-1).float()
 
 
-@torch.no_grad()
 def score_conversations(
     rm: PreTrainedModel, seqs: Sequence[Encoded], pad_id: int, batch_size: int
 ) -> Tensor:
-    """The reward of each encoded conversation, batched by length."""
+    """The reward of each encoded conversation, batched by length; with several ranks each
+    scores its share."""
+    return shard_map(partial(_rewards, rm, pad_id, batch_size), seqs)
+
+
+@torch.no_grad()
+def _rewards(rm: PreTrainedModel, pad_id: int, batch_size: int, seqs: List[Encoded]) -> Tensor:
     out = torch.zeros(len(seqs))
     rm.eval()
     for idx in length_batches([len(s.ids) for s in seqs], batch_size, "rewards"):

@@ -46,9 +46,7 @@ def sample_stage(
     """The writer's pairs for this iteration, written and logged; returns the round's
     figures. An empty round stops the run or is reported, as `mode.on_empty` says."""
     it_dir = run_dir / f"iter_{iteration}"
-    rnd = sample_round(
-        writer, tok, cfg, queries, cfg.schedule.seed + iteration, it_dir, logger, stem
-    )
+    rnd = sample_round(writer, tok, cfg, queries, iteration, it_dir, logger, stem)
     prefix = stem.replace("_", "/")
     stats = round_stats(rnd)
     logger.log_iteration(iteration, {prefix + k: v for k, v in stats.items()})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, Optional
 
 from ..config import SSOConfig, flatten
+from ..distributed import is_main, on_main
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ class Progress:
     def resumed(self) -> bool:
         return self.run_id is not None
 
+    def __getstate__(self) -> Dict[str, Any]:  # sent to the other ranks without the lock
+        return {**self.__dict__, "lock": None}
+
     def done(self, stage: str) -> bool:
         return stage in self.stages
 
@@ -88,7 +92,7 @@ class Progress:
         self.save()
 
     def save(self) -> None:
-        if worker_rank():
+        if not is_main():  # rank 0 alone writes; the others follow its copy
             return
         state = {
             "run_id": self.run_id,
@@ -140,12 +144,6 @@ def _resumable(run_dir: Path, identity: Dict[str, Any]) -> Optional[Progress]:
     return Progress.from_state(run_dir, identity, state, lock) if lock else None
 
 
-def worker_rank() -> bool:
-    """A process Lightning started for rank > 0 (it re-runs the command in the same folder);
-    only rank 0 locks the folder and writes its state."""
-    return any(int(os.environ.get(k, "0")) > 0 for k in ("LOCAL_RANK", "NODE_RANK"))
-
-
 def _siblings(out_dir: Path) -> List[Path]:
     """The folders beside this invocation's (earlier runs), newest first."""
     siblings = [p for p in out_dir.parent.glob("*") if p.is_dir() and p != out_dir]
@@ -157,15 +155,13 @@ def open_progress(cfg: SSOConfig) -> Progress:
     a run of this config (a fixed hydra.run.dir), else the newest unfinished, unlocked folder
     of the same config beside it (a killed run started again with the same command); with
     `resume=<folder>` that folder (its config must match); with `resume=never`, or nothing
-    to resume, this invocation's own folder, fresh."""
+    to resume, this invocation's own folder, fresh. Rank 0 decides, locks the folder and
+    writes its state; the other ranks receive its progress."""
+    return on_main(lambda: _open(cfg))
+
+
+def _open(cfg: SSOConfig) -> Progress:
     identity, out_dir = run_identity(cfg), Path(cfg.output_dir)
-    if worker_rank():  # Lightning re-ran the command for rank > 0: follow rank 0's folder
-        state = read_state(out_dir)
-        return (
-            Progress.from_state(out_dir, identity, state, None)
-            if state
-            else Progress(out_dir, identity)
-        )
     progress = _find(cfg, identity, out_dir)
     if progress.resumed:
         log.info(

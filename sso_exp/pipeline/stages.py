@@ -12,6 +12,7 @@ from ..config import SSOConfig
 from ..data.encoding import ON_POLICY, encode_records
 from ..data.pairs import SeqLogps
 from ..data.records import load_prompts, write_jsonl
+from ..distributed import barrier, gather
 from ..errors import SSOError
 from ..models.loading import load_policy, save_model
 from ..models.logprobs import score_named
@@ -52,26 +53,30 @@ def sample_round(
     tok,
     cfg: SSOConfig,
     queries: Sequence[str],
-    seed: int,
+    iteration: int,
     it_dir: Path,
     logger: RunLogger,
     stem: str = "",
 ) -> PairRound:
-    """A round of pairs written by `writer` with the configured sampler and filters, seeded
-    by `seed`; every triple and the kept pairs go to it_dir, the pairs to MLflow too."""
-    sampler = make_sampler(writer, tok, cfg.generation, seed)
+    """A round of pairs written by `writer` with the configured sampler and filters, its
+    random streams named by (seed, iteration, stem); every triple and the kept pairs go to
+    it_dir, the pairs to MLflow too. `sampled/rank<r>` counts the sequences rank r sampled."""
+    seed = cfg.schedule.seed
+    sampler = make_sampler(writer, tok, cfg.generation, seed + iteration)
     rnd = build_round(
         sampler,
         queries,
         cfg.principle,
         cfg.filter,
         cfg.generation.max_new_tokens,
-        random.Random(seed),
+        (seed, iteration, stem),
         record_scorer(writer, tok, cfg),
     )
+    rnd.stats.update({f"sampled/rank{r}": n for r, n in enumerate(gather(sampler.sampled))})
     write_jsonl(rnd.kept, it_dir / f"{stem}pairs.jsonl")
     write_jsonl(rnd.generated, it_dir / f"{stem}generated.jsonl")
     logger.log_file(it_dir / f"{stem}pairs.jsonl", it_dir.name)
+    barrier()  # the other ranks read what rank 0 wrote
     return rnd
 
 
@@ -99,7 +104,7 @@ def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path
     queries = iteration_queries(
         load_prompts(cfg.data.prompts), cfg.schedule.queries_per_iteration, 1, cfg.schedule.seed
     )
-    rnd = sample_round(writer, wtok, cfg, queries, cfg.schedule.seed, run_dir / "iter_1", logger)
+    rnd = sample_round(writer, wtok, cfg, queries, 1, run_dir / "iter_1", logger)
     return rnd.kept, round_stats(rnd)
 
 

@@ -13,9 +13,10 @@ from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
 from ..config import SSOConfig
+from ..distributed import is_main
 from ..errors import SSOError
 from ..models.device import autocast
-from ..tracking.mlflow_run import RunLogger, start_run
+from ..tracking.mlflow_run import IdleLogger, RunLogger, start_run
 from ..tracking.provenance import provenance, provenance_tags
 from ..tracking.sweep import job_tags
 from ..tracking.tables import COLUMNS, Column, summary_table
@@ -60,11 +61,14 @@ def tracked_run(
     """The run folder (a resumed one when `progress` says so), its MLflow run and the
     summary rows; on the way out the summary is printed and logged, and the run closed
     FINISHED, FAILED or KILLED. The work inside runs under the trainer's autocast, so
-    sampling and scoring match training's precision."""
+    sampling and scoring match training's precision. Rank 0 alone writes and tracks."""
     run_dir = progress.run_dir if progress is not None else Path(cfg.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    logger = open_run(cfg, run_dir, progress)
-    log.info("MLflow run %s in %s", logger.run_id, cfg.tracking.uri)
+    if is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        logger = open_run(cfg, run_dir, progress)
+        log.info("MLflow run %s in %s", logger.run_id, cfg.tracking.uri)
+    else:
+        logger = IdleLogger()
     rows: List[Dict[str, float]] = []
     status = "FAILED"
     try:
@@ -77,7 +81,7 @@ def tracked_run(
         status = "KILLED"
         raise
     finally:
-        if rows:
+        if rows and is_main():
             table = summary_table(rows, columns)
             (run_dir / "summary.md").write_text(table + "\n")
             logger.log_file(run_dir / "summary.md")

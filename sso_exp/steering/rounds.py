@@ -2,7 +2,9 @@
 features (and, with `principle.generate`, writes its principles), samples y+ under p+, y-
 under p- and y0 with no system prompt, and the filters keep the triples that make real
 pairs. The writer is reached only through its `Sampler` (and, for the log-prob filter, a
-`Scorer` of records under it): the policy online, the generator offline."""
+`Scorer` of records under it): the policy online, the generator offline. Every random choice
+about query i comes from streams named by (round, i, role), so a query's triple is the same
+however the round is batched or shared out among ranks."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..config import FilterConfig, PrincipleConfig
 from ..data.pairs import SeqLogps
 from ..data.records import make_record
+from ..distributed import stream_seed
 from .filters import LOGPROB_SEQUENCES, logprob_filter, string_filter
 from .principles import (
     Steering,
@@ -28,6 +31,7 @@ from .sampling import Sampler
 
 # records and sequence names -> their log-probs under the writer (models/logprobs.py)
 Scorer = Callable[[Sequence[Dict], Sequence[str]], Dict[str, SeqLogps]]
+ROLES = ("y+", "y-", "y0")  # a triple's samples, in the order they are asked for
 
 
 @dataclass
@@ -39,7 +43,11 @@ class PairRound:
 
 
 def write_principles(
-    sampler: Sampler, queries: Sequence[str], features: Sequence[List[str]], cfg: PrincipleConfig
+    sampler: Sampler,
+    queries: Sequence[str],
+    features: Sequence[List[str]],
+    cfg: PrincipleConfig,
+    key: Tuple,
 ) -> Tuple[List[Dict[str, Tuple[str, str]]], Dict[str, float]]:
     """Query-specific principles per (query, feature); unparsed answers fall back."""
     jobs = [(i, f) for i, fs in enumerate(features) for f in fs]
@@ -47,6 +55,7 @@ def write_principles(
         [(None, principle_prompt(cfg, queries[i], f)) for i, f in jobs],
         cfg.generate_max_new_tokens,
         "principles",
+        [stream_seed(*key, i, "principle", f) for i, f in jobs],
     )
     written: List[Dict[str, Tuple[str, str]]] = [{} for _ in queries]
     for (i, f), answer in zip(jobs, answers):
@@ -61,16 +70,22 @@ def write_principles(
 
 
 def steer_queries(
-    sampler: Sampler, queries: Sequence[str], cfg: PrincipleConfig, rng: random.Random
+    sampler: Sampler, queries: Sequence[str], cfg: PrincipleConfig, key: Tuple
 ) -> Tuple[List[Steering], Dict[str, float]]:
     """p+/p- per query, from the features the writer names for it."""
     answers = sampler.sample(
-        [(None, identify_prompt(cfg, q)) for q in queries], cfg.identify_max_new_tokens, "features"
+        [(None, identify_prompt(cfg, q)) for q in queries],
+        cfg.identify_max_new_tokens,
+        "features",
+        [stream_seed(*key, i, "features") for i in range(len(queries))],
     )
-    features = [add_concision(parse_features(a, cfg, rng), cfg, rng) for a in answers]
+    rngs = [random.Random(stream_seed(*key, i, "choices")) for i in range(len(queries))]
+    features = [
+        add_concision(parse_features(a, cfg, rng), cfg, rng) for a, rng in zip(answers, rngs)
+    ]
     written, stats = ([{} for _ in queries], {})
     if cfg.generate:
-        written, stats = write_principles(sampler, queries, features, cfg)
+        written, stats = write_principles(sampler, queries, features, cfg, key)
     return [steer(f, cfg, w) for f, w in zip(features, written)], stats
 
 
@@ -88,18 +103,19 @@ def build_round(
     principles: PrincipleConfig,
     filters: FilterConfig,
     max_new_tokens: int,
-    rng: random.Random,
+    key: Tuple,
     scorer: Optional[Scorer] = None,
 ) -> PairRound:
-    """Sample a triple per query with the writer and filter them (`scorer` is needed by
-    filter=logprob only)."""
-    steerings, stats = steer_queries(sampler, queries, principles, rng)
+    """Sample a triple per query with the writer and filter them; `key` names the round's
+    random streams (`scorer` is needed by filter=logprob only)."""
+    steerings, stats = steer_queries(sampler, queries, principles, key)
     chats = [
         (system, q)
         for q, st in zip(queries, steerings)
         for system in (st.p_system, st.n_system, None)
     ]
-    texts = sampler.sample(chats, max_new_tokens, "y+/y-/y0")
+    seeds = [stream_seed(*key, i, role) for i in range(len(queries)) for role in ROLES]
+    texts = sampler.sample(chats, max_new_tokens, "y+/y-/y0", seeds)
     generated = [
         make_record(q, st.p_system, st.n_system, *texts[3 * i : 3 * i + 3])
         for i, (q, st) in enumerate(zip(queries, steerings))

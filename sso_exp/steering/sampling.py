@@ -6,6 +6,7 @@ a CPU decoding step)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import List, Optional, Protocol, Sequence, Tuple
 
 import torch
@@ -14,6 +15,7 @@ from transformers import LogitsProcessor, PreTrainedModel, PreTrainedTokenizerBa
 
 from ..config import GenerationConfig
 from ..data.encoding import chat_prompt
+from ..distributed import shard_map
 from ..models.generate import generate_texts
 
 Chat = Tuple[Optional[str], str]  # (system prompt or None, user message)
@@ -23,32 +25,47 @@ class NucleusSampler(LogitsProcessor):
     """Exact temperature + top-p sampling as a logits step: each row's token is drawn from
     its nucleus (the most probable tokens whose mass before them is < top_p, as HF's
     TopPLogitsWarper keeps), searched among the top `candidates` tokens and over the whole
-    vocabulary for a row whose nucleus is wider. The returned row lets only the drawn token
-    win, so `generate` runs greedily and never sorts or samples the full vocabulary."""
+    vocabulary for a row whose nucleus is wider. The draw is a Gumbel-max race whose noise
+    each row takes from its own random stream, one value per vocabulary id per step: a
+    sequence's tokens do not depend on the rows beside it, the batch size or the rank that
+    samples it, and tiny differences in the logits (another batch's padding) change a draw
+    only when two tokens nearly tie in the race. The returned row lets only the drawn token
+    win, so `generate` runs greedily and never samples the full vocabulary."""
 
-    def __init__(self, temperature: float, top_p: float, candidates: int):
+    def __init__(self, temperature: float, top_p: float, candidates: int, seeds: Sequence[int]):
         self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
+        self.streams = [torch.Generator().manual_seed(s) for s in seeds]
 
-    def draw(self, top: Tensor, idx: Tensor) -> Tensor:
+    def draw(self, top: Tensor, idx: Tensor, gumbel: Tensor) -> Tensor:
         """A token id per row from the nucleus of its probabilities sorted descending."""
         keep = (top.cumsum(-1) - top) < self.top_p
-        return idx.gather(1, torch.multinomial(top * keep, 1)).squeeze(1)
+        race = torch.where(keep, top.log() + gumbel.gather(1, idx), float("-inf"))
+        return idx.gather(1, race.argmax(-1, keepdim=True)).squeeze(1)
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        vocab = scores.shape[-1]
+        uniform = torch.stack([torch.rand(vocab, generator=g) for g in self.streams])
+        gumbel = (-(-uniform.to(scores.device).log()).log()).float()
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
-        top, idx = probs.topk(min(self.candidates, probs.shape[-1]), dim=-1)
-        tokens = self.draw(top, idx)
+        top, idx = probs.topk(min(self.candidates, vocab), dim=-1)
+        tokens = self.draw(top, idx, gumbel)
         wide = top.sum(-1) < self.top_p  # the nucleus reaches past the candidates
         if wide.any():
-            tokens[wide] = self.draw(*probs[wide].sort(dim=-1, descending=True))
+            tokens[wide] = self.draw(*probs[wide].sort(dim=-1, descending=True), gumbel[wide])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(1, tokens.unsqueeze(1), 0.0)
 
 
 class Sampler(Protocol):
-    """Samples one completion per chat from a model as it is now."""
+    """Samples one completion per chat from a model as it is now, chat i from the random
+    stream seeded by seeds[i]. With several ranks each samples its share of the chats and
+    every rank gets all completions; `sampled` counts the chats this rank sampled."""
 
-    def sample(self, chats: Sequence[Chat], max_new_tokens: int, desc: str) -> List[str]: ...
+    sampled: int
+
+    def sample(
+        self, chats: Sequence[Chat], max_new_tokens: int, desc: str, seeds: Sequence[int]
+    ) -> List[str]: ...
 
 
 class HFSampler:
@@ -56,16 +73,25 @@ class HFSampler:
 
     def __init__(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, cfg: GenerationConfig):
         self.model, self.tok, self.cfg = model, tok, cfg
+        self.sampled = 0
 
-    def sample(self, chats: Sequence[Chat], max_new_tokens: int, desc: str) -> List[str]:
+    def sample(
+        self, chats: Sequence[Chat], max_new_tokens: int, desc: str, seeds: Sequence[int]
+    ) -> List[str]:
+        return shard_map(partial(self._sample, max_new_tokens, desc), chats, seeds)
+
+    def _sample(self, max_new_tokens: int, desc: str, chats: List[Chat], seeds: List[int]):
         c = self.cfg
+        self.sampled += len(chats)
         return generate_texts(
             self.model,
             self.tok,
             [chat_prompt(self.tok, *chat) for chat in chats],
             max_new_tokens=max_new_tokens,
             batch_size=c.batch_size,
-            processor=NucleusSampler(c.temperature, c.top_p, c.nucleus_candidates),
+            processor=lambda rows: NucleusSampler(
+                c.temperature, c.top_p, c.nucleus_candidates, [seeds[i] for i in rows]
+            ),
             desc=desc,
         )
 

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.loggers.logger import DummyLogger
 
 from ..config import SSOConfig, TrackingConfig, flatten
 
@@ -65,6 +66,16 @@ class RunLogger(MLFlowLogger):
 
     def log_file(self, path: Path, folder: Optional[str] = None) -> None:
         self.experiment.log_artifact(self.run_id, str(path), folder)
+
+
+class IdleLogger(DummyLogger):
+    """What ranks other than 0 track with: nothing (rank 0 holds the MLflow run); any of
+    RunLogger's methods is a no-op here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step_offset = 0
+        self.run_id: Optional[str] = None
 
 
 def flat_params(cfg: SSOConfig) -> Dict[str, Any]:

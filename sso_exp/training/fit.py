@@ -94,4 +94,5 @@ def fit(
     finally:
         if trained is not model:
             merge_lora(trained)
+        model.to(pl_trainer.strategy.root_device)  # Lightning's teardown moved it to the CPU
     return mean_metrics(pl_trainer), optimizer_steps(pl_trainer)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from sso_exp.data import batching
 from sso_exp.data.batching import RankShards, length_batches
 
 
@@ -11,11 +12,13 @@ def test_length_batches_go_shortest_first():
 
 def dealt(size, world, epoch=0, shuffle=True):
     shards = []
-    for rank in range(world):
-        sampler = RankShards(size, shuffle, seed=7)
-        sampler._world = lambda rank=rank: (rank, world)
-        sampler.set_epoch(epoch)
-        shards.append(list(sampler))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(batching, "world", lambda: world)
+        for rank in range(world):
+            mp.setattr(batching, "rank", lambda rank=rank: rank)
+            sampler = RankShards(size, shuffle, seed=7)
+            sampler.set_epoch(epoch)
+            shards.append(list(sampler))
     return shards
 
 

@@ -2,8 +2,6 @@
 principle.generate) principles, then y+ under p+, y- under p- and y0 with no system prompt;
 the filters decide which triples become pairs."""
 
-import random
-
 import torch
 
 from conftest import compose_cfg
@@ -17,7 +15,8 @@ class ScriptedSampler:
     def __init__(self, principles: str = "no json here"):
         self.calls, self.principles = [], principles
 
-    def sample(self, chats, max_new_tokens, desc):
+    def sample(self, chats, max_new_tokens, desc, seeds):
+        assert len(seeds) == len(chats) == len(set(seeds))  # a stream per sequence
         self.calls.append((list(chats), max_new_tokens, desc))
         if desc == "features":
             return ["Accuracy, Safety"] * len(chats)
@@ -30,7 +29,7 @@ class ScriptedSampler:
 def test_triples_are_sampled_under_p_plus_p_minus_and_no_system(tmp_path):
     cfg = compose_cfg(tmp_path)
     sampler = ScriptedSampler()
-    rnd = build_round(sampler, ["q1", "q2"], cfg.principle, cfg.filter, 99, random.Random(0))
+    rnd = build_round(sampler, ["q1", "q2"], cfg.principle, cfg.filter, 99, (42, 1, ""))
     assert [c[2] for c in sampler.calls] == ["features", "y+/y-/y0"]
     chats, budget, _ = sampler.calls[1]
     assert budget == 99 and [c[1] for c in chats] == ["q1"] * 3 + ["q2"] * 3
@@ -45,9 +44,7 @@ def test_generated_principles_fall_back_when_unparsed(tmp_path):
     cfg = compose_cfg(tmp_path, "principle=generated")
     good = '{"good_principle": "Cite sources.", "bad_principle": "Invent sources."}'
     for reply, fallback in (("no json here", 1.0), (good, 0.0)):
-        rnd = build_round(
-            ScriptedSampler(reply), ["q"], cfg.principle, cfg.filter, 9, random.Random(0)
-        )
+        rnd = build_round(ScriptedSampler(reply), ["q"], cfg.principle, cfg.filter, 9, (42, 1, ""))
         assert rnd.stats["principles/fallback_rate"] == fallback
         assert ("Cite sources." in rnd.generated[0]["p_system"]) == (fallback == 0.0)
 
@@ -70,7 +67,7 @@ def test_the_logprob_filter_scores_the_kept_records(tmp_path):
         return {n: SeqLogps(torch.tensor(v), torch.ones(2)) for n, v in means.items()}
 
     rnd = build_round(
-        ScriptedSampler(), ["q1", "q2"], cfg.principle, cfg.filter, 9, random.Random(0), scorer
+        ScriptedSampler(), ["q1", "q2"], cfg.principle, cfg.filter, 9, (42, 1, ""), scorer
     )
     assert asked and asked[0][0] == 2
     assert [r["instruction"] for r in rnd.kept] == ["q1"] and rnd.drops["logprob_order"] == 1

@@ -16,6 +16,7 @@ from sso_exp.steering import vllm
 class FakeLLM:
     def __init__(self, model, **kwargs):
         self.path, self.kwargs, self.loaded, self.calls = model, kwargs, [], []
+        self.events = []
         runner = types.SimpleNamespace(model=types.SimpleNamespace(load_weights=self._load))
         self.llm_engine = types.SimpleNamespace(
             model_executor=types.SimpleNamespace(
@@ -24,6 +25,12 @@ class FakeLLM:
                 )
             )
         )
+
+    def sleep(self, level):
+        self.events.append(f"sleep{level}")
+
+    def wake_up(self):
+        self.events.append("wake")
 
     def _load(self, weights):
         self.loaded.append({k: v.clone() for k, v in weights})
@@ -42,13 +49,14 @@ def test_weights_are_pushed_before_every_stage(tiny, tmp_path, monkeypatch):
     fake.LLM, fake.SamplingParams = FakeLLM, lambda **kw: kw
     monkeypatch.setitem(sys.modules, "vllm", fake)
     monkeypatch.setattr(vllm, "_ENGINES", {})
+    monkeypatch.setattr(vllm, "_ASLEEP", set())
     gen = GenerationConfig(backend="vllm", temperature=0.6, top_p=0.9)
     sampler = vllm.VLLMSampler(model, tok, gen, seed=3)
-    assert sampler.sample([(None, "Hi")], 7, "test") == ["sampled"]
+    assert sampler.sample([(None, "Hi")], 7, "test", [11]) == ["sampled"]
     with torch.no_grad():
         model.model.norm.weight.add_(1.0)  # "training" between two stages
     try:
-        sampler.sample([(None, "a"), ("Be brief.", "b")], 7, "test")
+        sampler.sample([(None, "a"), ("Be brief.", "b")], 7, "test", [12, 13])
     finally:
         with torch.no_grad():
             model.model.norm.weight.sub_(1.0)
@@ -59,7 +67,10 @@ def test_weights_are_pushed_before_every_stage(tiny, tmp_path, monkeypatch):
     inputs, params = llm.calls[0]
     ids = tok(chat_prompt(tok, None, "Hi"), add_special_tokens=False).input_ids
     assert inputs == [{"prompt_token_ids": ids}]
-    assert params == {"temperature": 0.6, "top_p": 0.9, "top_k": -1, "max_tokens": 7, "seed": 3}
+    assert params == [{"temperature": 0.6, "top_p": 0.9, "top_k": -1, "max_tokens": 7, "seed": 11}]
+    assert [p["seed"] for p in llm.calls[1][1]] == [12, 13]  # each chat its own stream
+    assert llm.kwargs["enable_sleep_mode"] and sampler.sampled == 3
+    assert llm.events == ["sleep1", "wake", "sleep1"]  # asleep while training runs
 
 
 def test_missing_vllm_stops_before_any_work(tmp_path):

@@ -255,13 +255,13 @@ def test_lora_trains_adapters_and_merges_them_back(tmp_path):
     assert all(p.requires_grad for p in trained.parameters())
 
 
-def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
+def test_ddp_spawn_on_two_cpu_processes_matches_one_process(tmp_path):
     """Same global batch (2 x 1 vs 1 x 2), same data order: the same losses step by step,
     logged by rank 0 into the main process's run, and the trained weights back in it."""
     runs, weights = {}, {}
     for name, args in {
         "single": ("schedule.batch_size=2",),
-        "ddp": ("trainer=ddp", "schedule.batch_size=1"),
+        "ddp": ("trainer=ddp_spawn", "schedule.batch_size=1"),
     }.items():
         (tmp_path / name).mkdir()
         _, logger, model = train(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from time import sleep
 from typing import Dict, List, Optional, Sequence
 
+from ...distributed import shard_map
 from .llm import JudgeError, Message
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ class OpenAIBackend:
         return self.base_url.rstrip("/") + "/chat/completions"
 
     def complete(self, conversations: Sequence[List[Message]]) -> List[str]:
-        return [self._chat(messages) for messages in conversations]
+        """Each rank asks for its share of the conversations."""
+        return shard_map(lambda share: [self._chat(m) for m in share], conversations)
 
     def _chat(self, messages: List[Message]) -> str:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None

@@ -1,7 +1,8 @@
 """A `ChatBackend` on a local Hugging Face causal LM, e.g. the policy judging itself.
 
 Decoding is greedy, so the same conversation always gets the same judgement (the one
-generate loop, without the sampler's nucleus step)."""
+generate loop, without the sampler's nucleus step). With several ranks each replies to its
+share of the conversations."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import List, Optional, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ...distributed import shard_map
 from ...models.generate import generate_texts
 from .llm import Message
 
@@ -28,6 +30,9 @@ class PolicyBackend:
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
 
     def complete(self, conversations: Sequence[List[Message]]) -> List[str]:
+        return shard_map(self._complete, conversations)
+
+    def _complete(self, conversations: List[List[Message]]) -> List[str]:
         tok = self.tokenizer
         prompts = [
             tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)

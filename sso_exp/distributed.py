@@ -1,0 +1,139 @@
+"""Data-parallel ranks (docs/distributed.md). Every rank runs the same pipeline on the same
+data; each expensive loop (sampling, scoring, judging, answering) works on its own
+contiguous share of the items and the shares are gathered back in the items' order, so each
+item is worked on once in the whole job and every rank ends up holding every result. Rank 0
+alone writes files and tracks the run. torch.distributed is the engine; without a process
+group this is one rank and every helper is the identity."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+from .errors import SSOError
+
+T = TypeVar("T")
+
+
+class RankFailed(SSOError):
+    """Another rank's share of the work failed; every rank stops instead of waiting."""
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def local_rank() -> int:
+    """This process's index on its node (its GPU), as the launcher set it."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def share(n: int, r: int, w: int) -> slice:
+    """Rank r's contiguous block of n items among w ranks (sizes differ by at most one)."""
+    return slice(n * r // w, n * (r + 1) // w)
+
+
+def stream_seed(*key: object) -> int:
+    """A 63-bit seed for a random stream named by its key, e.g. (seed, iteration, query
+    index, role): the same on every machine and in every process, whatever else ran."""
+    digest = hashlib.sha256("/".join(map(str, key)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, tuple):
+        return type(obj)(*map(_cpu, obj)) if hasattr(obj, "_fields") else tuple(map(_cpu, obj))
+    return obj
+
+
+def join(parts: Sequence[Any]) -> Any:
+    """Concatenate the ranks' results: lists, tensors, or named tuples of tensors."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(list(parts))
+    if isinstance(first, tuple) and hasattr(first, "_fields"):
+        return type(first)(*(join(field) for field in zip(*parts)))
+    return [x for part in parts for x in part]
+
+
+def gather(obj: T) -> List[T]:
+    """Every rank's `obj`, in rank order, on every rank."""
+    if not active():
+        return [obj]
+    out: List[Any] = [None] * world()
+    dist.all_gather_object(out, _cpu(obj))
+    return out
+
+
+def broadcast(obj: T) -> T:
+    """Rank 0's `obj` on every rank."""
+    if not active():
+        return obj
+    box = [obj if is_main() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def _failure(err: Optional[Exception]) -> Optional[str]:
+    return None if err is None else f"{type(err).__name__}: {err}"
+
+
+def on_main(fn: Callable[[], T]) -> T:
+    """`fn()` on rank 0 alone; every rank gets its result (rank 0 its own object), or stops
+    when it failed instead of waiting for it."""
+    if not active():
+        return fn()
+    result, failure = None, None
+    if is_main():
+        try:
+            result = fn()
+        except Exception as err:
+            failure = err
+    got, error = broadcast((None if failure else result, _failure(failure)))
+    if failure is not None:
+        raise failure
+    if error is not None:
+        raise RankFailed(f"rank 0 failed: {error}")
+    return result if is_main() else got
+
+
+def shard_map(fn: Callable[..., Any], *columns: Sequence[Any]) -> Any:
+    """`fn` over this rank's share of the aligned columns; every rank gets the results of
+    all items, in order. Every rank must call it with the same items."""
+    if not active():
+        return fn(*columns)
+    block = share(len(columns[0]), rank(), world())
+    try:
+        mine, failure = fn(*(list(c[block]) for c in columns)), None
+    except Exception as err:  # the others must not wait for this rank's share forever
+        mine, failure = None, err
+    parts = gather((mine, _failure(failure)))
+    if failure is not None:
+        raise failure
+    for r, (_, error) in enumerate(parts):
+        if error is not None:
+            raise RankFailed(f"rank {r} failed: {error}")
+    return join([part for part, _ in parts])

@@ -1,0 +1,105 @@
+"""Starting the ranks (docs/distributed.md): one launch model for every multi-process run.
+With a data-parallel strategy on several devices (or nodes) the ranks are started before any
+work, by Lightning Fabric's launcher (which re-runs this command for each local rank) or by
+torchrun / a cluster scheduler that already started them; each joins one torch.distributed
+process group that the Trainers of every iteration then reuse. Every stage therefore knows
+its rank and world size from the first line, and all ranks work in rank 0's run folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from ..config import SSOConfig, TrainerConfig
+from ..distributed import broadcast, world
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+SPAWNING = ("ddp_spawn", "ddp_notebook", "ddp_fork")  # ranks live inside `fit` only
+
+
+def strategy_name(strategy: Any) -> str:
+    """'ddp', 'fsdp', 'deepspeed_stage_2', ... or the class named by a `_target_`."""
+    if isinstance(strategy, dict):
+        return str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
+    return str(strategy).lower()
+
+
+def check_strategy(t: TrainerConfig) -> None:
+    """The strategy's engine must be installed: one clear error before any work."""
+    if "deepspeed" in strategy_name(t.strategy) and not importlib.util.find_spec("deepspeed"):
+        raise ConfigError(
+            "config key 'trainer.strategy': DeepSpeed is not installed "
+            "(`pip install deepspeed` on a GPU machine), or use trainer=fsdp"
+        )
+
+
+def fabric(t: TrainerConfig):
+    """Lightning Fabric sized like the Trainers, to start the ranks and their process group;
+    what the machine cannot run is a ConfigError naming the trainer key."""
+    from lightning_fabric import Fabric
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return Fabric(
+            accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy="ddp"
+        )
+    except (MisconfigurationException, RuntimeError, ValueError) as err:
+        key = "trainer.accelerator" if "accelerator" in str(err).lower() else "trainer.devices"
+        raise ConfigError(f"config key '{key}': {err}") from None
+
+
+def check_devices(t: TrainerConfig, processes: int) -> None:
+    """CPU ranks beyond the machine's cores would only slow each other down."""
+    cores = os.cpu_count() or 1
+    if t.accelerator == "cpu" and processes > cores * t.num_nodes:
+        raise ConfigError(
+            f"config key 'trainer.devices': {t.devices} CPU processes per node, "
+            f"but this machine has {cores} cores"
+        )
+
+
+def _exit_with_parent() -> None:
+    """A rank Lightning started dies with rank 0 (killed -9, it could not take it along)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-rank-0").start()
+
+
+def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
+    """Start (or join) the job's ranks when the trainer asks for several processes; all
+    ranks then share rank 0's run folder. A no-op for one process and for the spawning
+    strategies, whose ranks exist only while a Trainer fits."""
+    t = cfg.trainer
+    check_strategy(t)
+    if strategy_name(t.strategy) in SPAWNING:
+        return cfg
+    launcher = fabric(t)
+    if launcher.world_size == 1:
+        return cfg
+    check_devices(t, launcher.world_size // t.num_nodes)
+    external = "LOCAL_RANK" in os.environ or "TORCHELASTIC_RUN_ID" in os.environ
+    if sweeping and not external:
+        raise ConfigError(
+            "config key 'trainer.devices': a sweep (-m) runs its jobs one after another in "
+            "this process; start an N-rank sweep under torchrun, or run the jobs one by one"
+        )
+    try:
+        launcher.launch()
+    except ValueError as err:  # torchrun started another number of processes
+        raise ConfigError(f"config key 'trainer.devices': {err}") from None
+    if "LOCAL_RANK" in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
+        if int(os.environ["LOCAL_RANK"]) > 0:
+            _exit_with_parent()
+    cfg.output_dir = broadcast(cfg.output_dir)
+    log.info("rank %d of %d, working in %s", launcher.global_rank, world(), cfg.output_dir)
+    return cfg
