@@ -19,7 +19,9 @@ from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
-_NOT_COMPARED = ("output_dir", "resume")  # where and how a run starts, not what it computes
+# where and how a run starts, not what it computes: a run may go on with another number of
+# ranks (its pairs do not depend on it; schedule.batch_size is per rank)
+_NOT_COMPARED = ("output_dir", "resume", "trainer.devices", "trainer.num_nodes", "trainer.strategy")
 
 
 def stage_key(iteration: int, name: str) -> str:

@@ -1,0 +1,142 @@
+"""Online SSO on two CPU ranks over gloo (model=tiny): the ranks are started at start-up,
+each samples half of every stage's sequences, rank 0 alone writes, and the job writes the
+same pairs as one process (which samples with another generation batch size) and trains
+like one process with the global batch. A 2-rank run killed with kill -9 while it samples
+iteration 2 goes on, started again, from its last finished stage."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT, run_cli
+from sso_exp.config import compose
+from sso_exp.pipeline.resume import run_identity
+
+ARGS = (
+    "model=tiny",
+    "schedule.iterations=2",
+    "schedule.queries_per_iteration=4",
+    "schedule.grad_accum=1",
+    "generation.max_new_tokens=12",
+    "principle.identify_max_new_tokens=8",
+    "schedule.optimizer.lr=1e-3",
+)
+ONE_RANK = ("schedule.batch_size=4", "generation.batch_size=1")
+TWO_RANKS = ("trainer=ddp", "schedule.batch_size=2", "generation.batch_size=4")
+FILES = [f"iter_{i}/{f}" for i in (1, 2) for f in ("generated.jsonl", "pairs.jsonl")]
+SAMPLED_PER_ITERATION = 4 * 4  # per query: features, y+, y-, y0
+
+
+def finished(tmp: Path, *args: str) -> Path:
+    proc = run_cli(tmp, *ARGS, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "run"
+
+
+def stages(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "state.json").read_text())["stages"]
+    except (OSError, ValueError):  # not written yet
+        return {}
+
+
+def mlflow_runs(tmp: Path):
+    client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    return client.search_runs([client.get_experiment_by_name("sso-exp").experiment_id])
+
+
+@pytest.fixture(scope="module")
+def one_rank(tmp_path_factory):
+    return finished(tmp_path_factory.mktemp("one"), *ONE_RANK)
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("two")
+    return tmp, finished(tmp, *TWO_RANKS)
+
+
+def test_two_ranks_write_the_pairs_of_one_byte_for_byte(one_rank, two_ranks):
+    for name in FILES:
+        assert (two_ranks[1] / name).read_bytes() == (one_rank / name).read_bytes(), name
+
+
+def test_each_rank_samples_half_and_each_sequence_is_sampled_once(one_rank, two_ranks):
+    for it in (1, 2):
+        alone, shared = (
+            stages(one_rank)[f"iter_{it}/sample"],
+            stages(two_ranks[1])[f"iter_{it}/sample"],
+        )
+        assert alone["sampled/rank0"] == SAMPLED_PER_ITERATION
+        assert shared["sampled/rank0"] == shared["sampled/rank1"] == SAMPLED_PER_ITERATION / 2
+
+
+def test_two_ranks_of_batch_b_train_like_one_of_batch_2b(one_rank, two_ranks):
+    for it in (1, 2):
+        alone, shared = (
+            stages(one_rank)[f"iter_{it}/train"],
+            stages(two_ranks[1])[f"iter_{it}/train"],
+        )
+        assert shared["train/loss"] == pytest.approx(alone["train/loss"], abs=1e-4)
+    start = load_file(one_rank / "iter_1/policy/model.safetensors")
+    want = load_file(one_rank / "iter_2/policy/model.safetensors")
+    got = load_file(two_ranks[1] / "iter_2/policy/model.safetensors")
+    assert any(not torch.equal(start[k], want[k]) for k in want)  # it trained
+    for key in want:
+        assert torch.allclose(got[key], want[key], atol=1e-5), key
+
+
+def test_rank_0_alone_tracks_and_writes(two_ranks):
+    tmp, run_dir = two_ranks
+    (run,) = mlflow_runs(tmp)
+    assert run.info.status == "FINISHED" and run.data.metrics["sampled/rank1"] == 8
+    assert not list(run_dir.glob("**/*.tmp"))
+
+
+def test_a_run_may_go_on_with_another_number_of_ranks(tmp_path):
+    one = run_identity(compose(*ARGS, *ONE_RANK[:1]))
+    assert run_identity(compose(*ARGS, "trainer=ddp", "schedule.batch_size=4")) == one
+
+
+def test_two_ranks_killed_while_sampling_iteration_2_resume(tmp_path, one_rank):
+    run_dir = tmp_path / "run"
+    args = [
+        f"hydra.run.dir={run_dir}",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.artifact_location={tmp_path}/art",
+        *ARGS,
+        *TWO_RANKS,
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sso_exp", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    start = time.monotonic()
+    while "iter_1/train" not in stages(run_dir):
+        assert proc.poll() is None, "the run ended before the kill"
+        assert time.monotonic() - start < 300
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)  # rank 0; rank 1 follows it
+    proc.wait()
+    assert not (run_dir / "iter_2/pairs.jsonl").exists()
+    kept = (run_dir / "iter_1/pairs.jsonl").stat().st_mtime_ns
+    resumed = run_cli(tmp_path, *ARGS, *TWO_RANKS)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout + resumed.stderr
+    assert (run_dir / "iter_1/pairs.jsonl").stat().st_mtime_ns == kept  # not redone
+    for name in FILES:
+        assert (run_dir / name).read_bytes() == (one_rank / name).read_bytes(), name
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.status == "FINISHED"
