@@ -7,7 +7,6 @@ its rank and world size from the first line, and all ranks work in rank 0's run 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -17,25 +16,17 @@ from typing import Any
 from ..config import SSOConfig, TrainerConfig
 from ..distributed import broadcast, world
 from ..errors import ConfigError
+from ..training.fit import check_trainer
 
 log = logging.getLogger(__name__)
 SPAWNING = ("ddp_spawn", "ddp_notebook", "ddp_fork")  # ranks live inside `fit` only
 
 
 def strategy_name(strategy: Any) -> str:
-    """'ddp', 'fsdp', 'deepspeed_stage_2', ... or the class named by a `_target_`."""
+    """'ddp', 'fsdp', 'ddp_spawn', ... or the class named by a `_target_`."""
     if isinstance(strategy, dict):
         return str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
     return str(strategy).lower()
-
-
-def check_strategy(t: TrainerConfig) -> None:
-    """The strategy's engine must be installed: one clear error before any work."""
-    if "deepspeed" in strategy_name(t.strategy) and not importlib.util.find_spec("deepspeed"):
-        raise ConfigError(
-            "config key 'trainer.strategy': DeepSpeed is not installed "
-            "(`pip install deepspeed` on a GPU machine), or use trainer=fsdp"
-        )
 
 
 def fabric(t: TrainerConfig):
@@ -80,7 +71,7 @@ def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
     ranks then share rank 0's run folder. A no-op for one process and for the spawning
     strategies, whose ranks exist only while a Trainer fits."""
     t = cfg.trainer
-    check_strategy(t)
+    check_trainer(t)
     if strategy_name(t.strategy) in SPAWNING:
         return cfg
     launcher = fabric(t)

@@ -5,16 +5,19 @@ callbacks built by Hydra), and `fit`, which trains a model on pairs already scor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from transformers import PreTrainedModel
 
 from ..config import LoraSettings, ScheduleConfig, TrainerConfig
 from ..data.encoding import Encoded
 from ..data.pairs import PairDataset, SeqLogps, loader
+from ..errors import ConfigError
 from ..models.lora import add_lora, merge_lora
 from .callbacks import CompiledLayers, FreshCasts, MasterWeights
 from .heap import set_malloc
@@ -36,19 +39,49 @@ def callbacks(t: TrainerConfig) -> List[pl.Callback]:
     return built
 
 
+def hardware(t: TrainerConfig) -> Dict[str, Any]:
+    """The Trainer's accelerator, devices, nodes, strategy and precision (bf16-true is ours:
+    Lightning runs it as 32-true)."""
+    return {
+        "accelerator": t.accelerator,
+        "devices": t.devices,
+        "num_nodes": t.num_nodes,
+        "strategy": instantiate(t.strategy) if isinstance(t.strategy, dict) else t.strategy,
+        "precision": "32-true" if t.precision == "bf16-true" else t.precision,
+    }
+
+
+def check_trainer(t: TrainerConfig) -> None:
+    """Build a Trainer as configured without running it, so that what Lightning refuses
+    (FSDP on a CPU, a GPU the machine lacks, DeepSpeed not installed) stops the run before
+    any work, naming the key."""
+    if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"config key 'trainer.accelerator': '{t.accelerator}', but this machine has no "
+            "GPU that torch can use; on a CPU use trainer=default, or trainer=ddp for ranks"
+        )
+    if "fsdp" in str(t.strategy).lower():
+        raise ConfigError(
+            "config key 'trainer.strategy': FSDP is not supported yet: after training every "
+            "rank needs the full parameters to sample the next iteration, and sso-exp does "
+            "not gather them yet; use trainer=ddp (or trainer=deepspeed on GPUs)"
+        )
+    try:
+        pl.Trainer(**hardware(t), logger=False, enable_checkpointing=False)
+    except (MisconfigurationException, ImportError, RuntimeError, ValueError) as err:
+        text = str(err)
+        key = next((k for k in ("strategy", "accelerator") if k in text.lower()), "devices")
+        raise ConfigError(f"config key 'trainer.{key}': {text}") from None
+
+
 def make_trainer(
     t: TrainerConfig, s: ScheduleConfig, logger: Logger, run_dir: Path, epochs: int
 ) -> pl.Trainer:
     """A Trainer for one training run; weights are saved as safetensors by the pipeline,
     so Lightning's own checkpoints are off."""
     set_malloc(t.malloc_mmap_threshold_kb, t.malloc_trim_threshold_kb)
-    strategy = instantiate(t.strategy) if isinstance(t.strategy, dict) else t.strategy
     return pl.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=strategy,
-        precision="32-true" if t.precision == "bf16-true" else t.precision,
+        **hardware(t),
         max_epochs=epochs,
         accumulate_grad_batches=s.grad_accum,
         gradient_clip_val=s.max_grad_norm,
