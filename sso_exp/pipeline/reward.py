@@ -114,6 +114,7 @@ def run_rm(cfg: SSOConfig) -> List[Dict[str, float]]:
             ),
         )
         save_model(rm, tok, run_dir / "reward_model")
+        rm.to(trainer.strategy.root_device)  # Lightning's teardown moved it to the CPU
         train_scores = score_pairs(rm, encoded, tok.pad_token_id, cfg.scoring.batch_size)
         stats["rm/train_accuracy"] = float((train_scores[:, 0] > train_scores[:, 1]).float().mean())
         if cfg.rm.eval:

@@ -5,8 +5,11 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+import torch
 
 from ..config import SSOConfig
 from ..data.encoding import ON_POLICY, encode_records
@@ -123,6 +126,7 @@ def train_on_pairs(
     (the policy objective unless told otherwise), save it to iter_<k>/<save_as>; returns
     the iteration's figures."""
     objective = objective or policy_objective(cfg.loss, cfg.objective)
+    clock = time.perf_counter()
     encoded = encode_records(tok, records, objective.sequences(), cfg.schedule.max_length)
     scores = score_named(
         model,
@@ -131,11 +135,12 @@ def train_on_pairs(
         cfg.scoring.batch_size,
         cfg.trainer.logps_chunk,
     )
-    stats: Dict[str, float] = {}
+    stats: Dict[str, float] = {f"time/{objective.prefix}scoring_s": time.perf_counter() - clock}
     for name, label in zip(ON_POLICY, ("chosen", "rejected", "raw")):
         stats[f"{objective.prefix}onpolicy/{label}"] = float(scores[name].mean.mean())
         stats[f"{objective.prefix}length/{label}"] = float(scores[name].count.mean())
     logger.log_iteration(iteration, stats)
+    clock = time.perf_counter()
     metrics, steps = fit(
         model,
         tok.pad_token_id,
@@ -151,6 +156,9 @@ def train_on_pairs(
     )
     logger.step_offset += steps
     train = {f"train/{k}": v for k, v in metrics.items()}
+    train[f"time/{objective.prefix}training_s"] = time.perf_counter() - clock
+    if torch.cuda.is_available():
+        train["gpu/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
     logger.log_iteration(iteration, train)
     save_model(model, tok, run_dir / f"iter_{iteration}" / save_as)
     return {**stats, **train}

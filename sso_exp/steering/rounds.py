@@ -9,6 +9,7 @@ however the round is batched or shared out among ranks."""
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -107,8 +108,11 @@ def build_round(
     scorer: Optional[Scorer] = None,
 ) -> PairRound:
     """Sample a triple per query with the writer and filter them; `key` names the round's
-    random streams (`scorer` is needed by filter=logprob only)."""
+    random streams (`scorer` is needed by filter=logprob only). `time/*_s` are the wall
+    times of its steps."""
+    clock = time.perf_counter()
     steerings, stats = steer_queries(sampler, queries, principles, key)
+    stats["time/features_s"] = time.perf_counter() - clock
     chats = [
         (system, q)
         for q, st in zip(queries, steerings)
@@ -116,6 +120,7 @@ def build_round(
     ]
     seeds = [stream_seed(*key, i, role) for i in range(len(queries)) for role in ROLES]
     texts = sampler.sample(chats, max_new_tokens, "y+/y-/y0", seeds)
+    stats["time/sampling_s"] = time.perf_counter() - clock - stats["time/features_s"]
     generated = [
         make_record(q, st.p_system, st.n_system, *texts[3 * i : 3 * i + 3])
         for i, (q, st) in enumerate(zip(queries, steerings))
@@ -124,6 +129,8 @@ def build_round(
     if filters.name == "logprob":
         if scorer is None:
             raise ValueError("filter=logprob needs a scorer of records under the writer")
+        clock = time.perf_counter()
         kept, more = apply_logprob_filter(kept, scorer)
         drops.update(more)
+        stats["time/filter_scoring_s"] = time.perf_counter() - clock
     return PairRound(kept, generated, drops, stats)

@@ -36,22 +36,23 @@ class NucleusSampler(LogitsProcessor):
         self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
         self.streams = [torch.Generator().manual_seed(s) for s in seeds]
 
-    def draw(self, top: Tensor, idx: Tensor, gumbel: Tensor) -> Tensor:
+    def draw(self, top: Tensor, idx: Tensor, uniform: Tensor) -> Tensor:
         """A token id per row from the nucleus of its probabilities sorted descending."""
         keep = (top.cumsum(-1) - top) < self.top_p
-        race = torch.where(keep, top.log() + gumbel.gather(1, idx), float("-inf"))
+        gumbel = -(-uniform.gather(1, idx).log()).log()
+        race = torch.where(keep, top.log() + gumbel, float("-inf"))
         return idx.gather(1, race.argmax(-1, keepdim=True)).squeeze(1)
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         vocab = scores.shape[-1]
         uniform = torch.stack([torch.rand(vocab, generator=g) for g in self.streams])
-        gumbel = (-(-uniform.to(scores.device).log()).log()).float()
+        uniform = uniform.to(scores.device)
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
         top, idx = probs.topk(min(self.candidates, vocab), dim=-1)
-        tokens = self.draw(top, idx, gumbel)
+        tokens = self.draw(top, idx, uniform)
         wide = top.sum(-1) < self.top_p  # the nucleus reaches past the candidates
         if wide.any():
-            tokens[wide] = self.draw(*probs[wide].sort(dim=-1, descending=True), gumbel[wide])
+            tokens[wide] = self.draw(*probs[wide].sort(dim=-1, descending=True), uniform[wide])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(1, tokens.unsqueeze(1), 0.0)
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, run_cli
+from conftest import FIXTURES, ROOT, run_cli
 from sso_exp.config import compose
 from sso_exp.pipeline.resume import run_identity
 
@@ -140,3 +140,27 @@ def test_two_ranks_killed_while_sampling_iteration_2_resume(tmp_path, one_rank):
         assert (run_dir / name).read_bytes() == (one_rank / name).read_bytes(), name
     (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED"
+
+
+def test_evaluation_on_two_ranks_answers_and_judges_like_one(tmp_path):
+    """mode=eval with the policy as judge: each rank answers and judges its share."""
+    common = (
+        "mode=eval",
+        "model=tiny",
+        f"data.pairs={FIXTURES / 'sso_records.json'}",
+        f"data.dir={FIXTURES / 'data'}",
+        "eval.alpaca_limit=3",
+        "eval.mt_bench_limit=2",
+        "eval.gsm8k_limit=3",
+        "eval.max_new_tokens=6",
+        "eval.judge.max_new_tokens=6",
+    )
+    runs = {}
+    for name, extra in {"one": (), "two": ("trainer=ddp",)}.items():
+        proc = run_cli(tmp_path / name, *common, *extra)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = tmp_path / name / "run"
+    tables = sorted(p.name for p in runs["one"].glob("eval_*.jsonl"))
+    assert len(tables) == 4
+    for table in tables:
+        assert (runs["two"] / table).read_bytes() == (runs["one"] / table).read_bytes(), table
