@@ -61,20 +61,21 @@ def string_filter(records: Iterable[Dict], min_chars: int) -> Tuple[List[Dict], 
 
 def logprob_filter(scores: Dict[str, SeqLogps]) -> Tuple[Tensor, Counter]:
     """Keep-mask over records and drops per rule (first failed rule), from token-averaged
-    log-probs: p_c > o_c > n_c and n_r > o_r > p_r; o_c, o_r at least their batch means;
-    p_c - n_c and n_r - p_r above their batch means."""
+    log-probs, as the SSO authors' filter decides: the order p_c > o_c > n_c and
+    n_r > o_r > p_r; then o_c and o_r at least their means over the records in order; then
+    p_c - n_c and n_r - p_r above their means over the records that passed both."""
     o_c, o_r = scores["main_chosen"].mean, scores["main_rejected"].mean
     p_c, p_r = scores["p_chosen"].mean, scores["p_rejected"].mean
     n_c, n_r = scores["n_rejected"].mean, scores["pminus_yminus"].mean
     order = (p_c > o_c) & (o_c > n_c) & (n_r > o_r) & (o_r > p_r)
-    on_policy = (o_c >= o_c.mean()) & (o_r >= o_r.mean())
+    on_policy = order & (o_c >= o_c[order].mean()) & (o_r >= o_r[order].mean())
     gap_c, gap_r = p_c - n_c, n_r - p_r
-    gap = (gap_c > gap_c.mean()) & (gap_r > gap_r.mean())
+    keep = on_policy & (gap_c > gap_c[on_policy].mean()) & (gap_r > gap_r[on_policy].mean())
     drops = Counter(
         {
             "logprob_order": int((~order).sum()),
             "logprob_offpolicy": int((order & ~on_policy).sum()),
-            "logprob_gap": int((order & on_policy & ~gap).sum()),
+            "logprob_gap": int((on_policy & ~keep).sum()),
         }
     )
-    return order & on_policy & gap, +drops
+    return keep, +drops

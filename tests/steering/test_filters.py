@@ -49,8 +49,25 @@ def test_logprob_filter_rules():
         n_rejected=[-2.5, -2.0, -4.0, -1.0],
         pminus_yminus=[-0.2, -0.5, -0.5, -0.8],
     )
-    # means: o_c -1.475, o_r -1.025; gap_c = p_c - n_c = [2.3, .5, 2.0, .2] mean 1.25;
-    # gap_r = n_r - p_r = [2.3, 1.5, 1.5, .2] mean 1.375
+    # in order: 0, 2, 3; their means o_c -1.633, o_r -1.033; on-policy: 0, 3, whose gaps
+    # p_c - n_c = [2.3, .2] and n_r - p_r = [2.3, .2] have means 1.25
     keep, drops = logprob_filter(scores)
     assert keep.tolist() == [True, False, False, False]
+    assert drops == {"logprob_order": 1, "logprob_offpolicy": 1, "logprob_gap": 1}
+
+
+def test_thresholds_are_means_over_the_records_that_passed_the_rules_before():
+    """The authors' thresholds: a record far off (0) fails the order and does not pull the
+    on-policy mean down, so record 1 is off-policy; the gap means are over records 2 and 3
+    alone. Means over the whole batch would keep records 2 and 3 instead of 2."""
+    scores = _scores(
+        main_chosen=[-10.0, -2.0, -1.0, -1.0],
+        main_rejected=[-1.0, -1.0, -1.0, -1.0],
+        p_chosen=[-12.0, -1.0, 0.0, -0.5],
+        n_rejected=[-1.0, -3.0, -3.0, -3.0],
+        pminus_yminus=[-1.0, -0.5, -0.2, -0.5],
+        p_rejected=[-1.0, -2.0, -3.0, -3.0],
+    )
+    keep, drops = logprob_filter(scores)
+    assert keep.tolist() == [False, False, True, False]
     assert drops == {"logprob_order": 1, "logprob_offpolicy": 1, "logprob_gap": 1}
