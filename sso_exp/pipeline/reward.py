@@ -17,6 +17,7 @@ from ..data.preferences import PrefPair, from_records, read_pairs
 from ..data.records import read_jsonl, read_records, write_jsonl
 from ..errors import DataError
 from ..evaluation.accuracy import accuracy_metrics
+from ..evaluation.rewardbench import section_scores
 from ..models.device import device
 from ..models.loading import load_policy, load_reward_model, save_model
 from ..models.rewards import score_conversations, score_pairs
@@ -36,6 +37,10 @@ RM_COLUMNS = (
     ("95% low", "rm/eval/accuracy_ci_low", "{:.3f}"),
     ("95% high", "rm/eval/accuracy_ci_high", "{:.3f}"),
     ("eval n", "rm/eval/n", "{:d}"),
+    ("RB chat", "rm/eval/rewardbench/chat", "{:.3f}"),
+    ("RB chat hard", "rm/eval/rewardbench/chat_hard", "{:.3f}"),
+    ("RB safety", "rm/eval/rewardbench/safety", "{:.3f}"),
+    ("RB reasoning", "rm/eval/rewardbench/reasoning", "{:.3f}"),
 )
 
 
@@ -83,6 +88,8 @@ def evaluate_rm(rm, tok, cfg: SSOConfig, run_dir: Path, logger: RunLogger) -> Di
     if len(by_subset) > 1:
         for subset, subset_hits in sorted(by_subset.items()):
             metrics.update(accuracy_metrics(f"rm/eval/{subset}", subset_hits))
+        accuracy = {s: sum(h) / len(h) for s, h in by_subset.items()}
+        metrics.update(section_scores(accuracy, "rm/eval/rewardbench"))
     rows = [
         {
             "prompt": p.prompt,

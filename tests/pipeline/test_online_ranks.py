@@ -164,3 +164,35 @@ def test_evaluation_on_two_ranks_answers_and_judges_like_one(tmp_path):
     assert len(tables) == 4
     for table in tables:
         assert (runs["two"] / table).read_bytes() == (runs["one"] / table).read_bytes(), table
+
+
+def test_torchrun_starts_the_same_job(tmp_path, one_rank):
+    """Ranks started by torchrun instead of Lightning: the same folder, pairs and run."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--standalone",
+            "-m",
+            "sso_exp",
+            f"hydra.run.dir={tmp_path}/run",
+            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+            f"tracking.artifact_location={tmp_path}/art",
+            *ARGS,
+            *TWO_RANKS,
+            "schedule.iterations=1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    name = "iter_1/pairs.jsonl"
+    assert (tmp_path / "run" / name).read_bytes() == (one_rank / name).read_bytes()
+    assert stages(tmp_path / "run")["iter_1/sample"]["sampled/rank1"] == SAMPLED_PER_ITERATION / 2
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.status == "FINISHED"

@@ -2,9 +2,11 @@
 
 import json
 
+import pytest
 from test_online import only_run, out
 
 from conftest import TINY_ARGS, run_cli
+from sso_exp.evaluation.rewardbench import SECTIONS
 
 ARGS = [a for a in TINY_ARGS if not a.startswith("schedule.iterations")]
 
@@ -52,6 +54,33 @@ def test_rm_on_sso_and_human_pairs_then_scoring(tmp_path, data_dir):
     result = [json.loads(line) for line in (scored / "run/scores.jsonl").read_text().splitlines()]
     assert [r["response"] for r in result] == ["Hello!", "4"]
     assert all(isinstance(r["reward"], float) for r in result)
+
+
+def test_rm_on_a_rewardbench_file_reports_its_sections(tmp_path):
+    """A file in RewardBench's schema (prompt, chosen, rejected, subset), one pair per
+    subset, made here: the four sections are the weighted means of the rows' hits."""
+    rows = [
+        {
+            "prompt": f"Question {i}?",
+            "chosen": f"A good answer {i}.",
+            "rejected": "No.",
+            "subset": s,
+        }
+        for i, s in enumerate(s for weights in SECTIONS.values() for s in weights)
+    ]
+    bench = tmp_path / "rewardbench.jsonl"
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_cli(
+        tmp_path, "mode=rm", *ARGS, "rm.sso=false", f"rm.mix={bench}", f"rm.eval={bench}"
+    )
+    assert proc.returncode == 0, out(proc)[-3000:]
+    _, run = only_run(tmp_path)
+    scored = [json.loads(x) for x in (tmp_path / "run/rm_eval.jsonl").read_text().splitlines()]
+    hit = {r["subset"]: float(r["reward_chosen"] > r["reward_rejected"]) for r in scored}
+    for section, weights in SECTIONS.items():
+        want = sum(hit[s] * w for s, w in weights.items()) / sum(weights.values())
+        assert run.data.metrics[f"rm/eval/rewardbench/{section}"] == pytest.approx(want)
+    assert "| RB chat |" in proc.stdout
 
 
 def test_rm_score_needs_a_checkpoint(tmp_path):
