@@ -98,8 +98,8 @@ def gsm8k_figure(a: argparse.Namespace) -> None:
         "gsm8k",
         "mode=eval",
         "eval.tasks=[gsm8k]",
-        f"eval.gsm8k_limit={a.gsm8k_items}",
-        f"eval.max_new_tokens={a.gsm8k_tokens}",
+        f"eval.gsm8k.limit={a.gsm8k_items}",
+        f"eval.gsm8k.max_new_tokens={a.gsm8k_tokens}",
     )
     print(
         f"\nGSM8K exact match (SmolLM2-135M-Instruct, greedy, {m['gsm8k/n']:.0f} items): "

@@ -56,10 +56,10 @@ FILE_KEYS = (
     "rm.mix",
     "rm.eval",
     "rm.score_input",
-    "eval.alpaca_path",
-    "eval.mt_bench_path",
-    "eval.mt_bench_reference",
-    "eval.gsm8k_path",
+    "eval.alpaca.path",
+    "eval.mt_bench.path",
+    "eval.mt_bench.reference",
+    "eval.gsm8k.path",
 )
 
 

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.records import read_jsonl
 from ..errors import DataError
+from ..models.generate import Answers
 from .gsm8k import exact_match, gsm8k_prompt, predicted_answer, reference_answer
 from .judges import PolicyBackend
 from .judges.llm import Message
@@ -55,9 +56,10 @@ def respond(
     max_new_tokens: int,
     batch_size: int,
     desc: str = "answering",
-) -> List[str]:
-    """The policy's greedy reply to each conversation, in order."""
-    return PolicyBackend(model, tok, max_new_tokens, batch_size, desc).complete(conversations)
+) -> Answers:
+    """The policy's greedy reply to each conversation, in order, and which replies the
+    token budget cut short."""
+    return PolicyBackend(model, tok, max_new_tokens, batch_size, desc).answers(conversations)
 
 
 def answer(
@@ -68,7 +70,7 @@ def answer(
     max_new_tokens: int,
     batch_size: int,
     desc: str = "answering",
-) -> List[str]:
+) -> Answers:
     """The policy's greedy answer to each single user message, without a system prompt."""
     return respond(
         model,
@@ -147,7 +149,7 @@ def alpaca_eval(
             items.append((instruction, reference))
         else:
             skipped += 1
-    outputs = answer(
+    outputs, cut = answer(
         model,
         tok,
         [q for q, _ in items],
@@ -156,7 +158,11 @@ def alpaca_eval(
         desc="alpaca_eval",
     )
     prefs = judge.prefer([(q, out, ref) for (q, ref), out in zip(items, outputs)]) if items else []
-    metrics = {**_rate_metrics("alpaca", "win_rate", prefs), "alpaca/skipped": float(skipped)}
+    metrics = {
+        **_rate_metrics("alpaca", "win_rate", prefs),
+        "alpaca/skipped": float(skipped),
+        "alpaca/budget_hits": float(sum(cut)),
+    }
     if outputs:
         metrics["alpaca/mean_length"] = mean(len(o) for o in outputs)
     judged = [
@@ -168,8 +174,8 @@ def alpaca_eval(
             length_controlled_win_rate(p, model_len, ref_len)
         )
     rows = [
-        {"instruction": q, "output": o, "reference": ref, "preference": p}
-        for (q, ref), o, p in zip(items, outputs, prefs)
+        {"instruction": q, "output": o, "cut": c, "reference": ref, "preference": p}
+        for (q, ref), o, c, p in zip(items, outputs, cut, prefs)
     ]
     return TaskResult(metrics, rows)
 
@@ -245,12 +251,13 @@ def mt_bench(
     questions = _mt_questions(path, limit, reference_path)
     histories: List[Conversation] = [[] for _ in questions]
     turns: List[Tuple[int, int]] = []  # (question index, turn index) per graded answer
+    cut: Dict[Tuple[int, int], bool] = {}  # the answers the token budget cut short
     for k in range(max((len(q["turns"]) for q in questions), default=0)):
         asked = [i for i, q in enumerate(questions) if k < len(q["turns"])]
         convs = [
             histories[i] + [{"role": "user", "content": questions[i]["turns"][k]}] for i in asked
         ]
-        replies = respond(
+        replies, turn_cut = respond(
             model,
             tok,
             convs,
@@ -258,9 +265,10 @@ def mt_bench(
             batch_size=batch_size,
             desc=f"mt_bench turn {k + 1}",
         )
-        for i, conv, reply in zip(asked, convs, replies):
+        for i, conv, reply, hit in zip(asked, convs, replies, turn_cut):
             histories[i] = conv + [{"role": "assistant", "content": reply}]
             turns.append((i, k))
+            cut[i, k] = hit
 
     def reference(i: int, k: int) -> Optional[str]:
         ref = questions[i]["reference"]
@@ -284,6 +292,7 @@ def mt_bench(
                 "turn": k + 1,
                 "question": q["turns"][k],
                 "output": histories[i][2 * k + 1]["content"],
+                "cut": cut[i, k],
                 "reference": reference(i, k),
                 "rating": rating,
             }
@@ -293,6 +302,7 @@ def mt_bench(
         **_means("mt_bench", groups),
         "mt_bench/n": float(rated),
         "mt_bench/unparsed": float(len(ratings) - rated),
+        "mt_bench/budget_hits": float(sum(cut.values())),
     }
     return TaskResult(metrics, rows)
 
@@ -315,7 +325,7 @@ def gsm8k(
             items.append((question, reference_answer(_text(path, lineno, obj, "answer"))))
         except ValueError as err:
             raise DataError(f"{path}:{lineno}: {err}") from None
-    outputs = answer(
+    outputs, cut = answer(
         model,
         tok,
         [gsm8k_prompt(q) for q, _ in items],
@@ -324,12 +334,13 @@ def gsm8k(
         desc="gsm8k",
     )
     rows = []
-    for (question, ref), out in zip(items, outputs):
+    for (question, ref), out, hit in zip(items, outputs, cut):
         pred = predicted_answer(out)
         rows.append(
             {
                 "question": question,
                 "output": out,
+                "cut": hit,
                 "prediction": pred,
                 "reference": ref,
                 "correct": exact_match(pred, ref),
@@ -338,6 +349,7 @@ def gsm8k(
     metrics = {
         "gsm8k/n": float(len(rows)),
         "gsm8k/no_answer": float(sum(r["prediction"] is None for r in rows)),
+        "gsm8k/budget_hits": float(sum(cut)),
     }
     if rows:  # the share of 0/1 outcomes is the same statistic as a win rate
         metrics["gsm8k/exact_match"], metrics["gsm8k/exact_match_se"] = win_rate(

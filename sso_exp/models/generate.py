@@ -5,7 +5,7 @@ processor; judges and answers decode greedily."""
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence, Set
 
 import torch
 from transformers import (
@@ -18,6 +18,20 @@ from transformers import (
 from ..data.batching import length_batches
 
 
+class Answers(NamedTuple):
+    """Completions in the prompts' order, and which of them the token budget cut short."""
+
+    texts: List[str]
+    cut: List[bool]
+
+
+def stop_ids(model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> Set[int]:
+    """The tokens that end a completion: the model's end-of-turn ids, the tokenizer's, pad."""
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, (list, tuple)) else [] if ids is None else [ids])
+    return ids | {i for i in (tok.eos_token_id, tok.pad_token_id) if i is not None}
+
+
 @torch.no_grad()
 def generate_texts(
     model: PreTrainedModel,
@@ -28,10 +42,12 @@ def generate_texts(
     batch_size: int,
     processor: Optional[Callable[[List[int]], LogitsProcessor]] = None,
     desc: Optional[str] = None,
-) -> List[str]:
+) -> Answers:
     """One completion per formatted prompt, in the prompts' order, stripped; `processor`
     builds a batch's logits processor from the indices of the prompts in it."""
     texts: List[str] = [""] * len(prompts)
+    cut = [False] * len(prompts)
+    stops = torch.tensor(sorted(stop_ids(model, tok)))
     was_training = model.training
     model.eval()
     for idx in length_batches([len(p) for p in prompts], batch_size, desc):
@@ -49,8 +65,9 @@ def generate_texts(
             max_new_tokens=max_new_tokens,
             pad_token_id=tok.pad_token_id,
         )
-        new = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        for i, text in zip(idx, new):
-            texts[i] = text.strip()
+        new = out[:, enc["input_ids"].shape[1] :].cpu()
+        ended = torch.isin(new, stops).any(-1) | (new.shape[1] < max_new_tokens)
+        for i, text, done in zip(idx, tok.batch_decode(new, skip_special_tokens=True), ended):
+            texts[i], cut[i] = text.strip(), not bool(done)
     model.train(was_training)
-    return texts
+    return Answers(texts, cut)

@@ -42,28 +42,28 @@ def make_judge(judge: Any, model_cfg: ModelConfig, policy, tok):
     return instantiate(judge)(policy, tok, model_cfg)
 
 
-def _signal(model, tok, judge, e: EvalConfig, records, gen):
+def _signal(model, tok, judge, e: EvalConfig, records):
     return tasks.signal_accuracy(records, judge) if records else None
 
 
-def _alpaca(model, tok, judge, e: EvalConfig, records, gen):
-    return tasks.alpaca_eval(model, tok, judge, e.alpaca_path, limit=e.alpaca_limit, **gen)
+def _alpaca(model, tok, judge, e: EvalConfig, records):
+    t = e.alpaca
+    gen = {"max_new_tokens": t.max_new_tokens, "batch_size": e.batch_size}
+    return tasks.alpaca_eval(model, tok, judge, t.path, limit=t.limit, **gen)
 
 
-def _mt_bench(model, tok, judge, e: EvalConfig, records, gen):
+def _mt_bench(model, tok, judge, e: EvalConfig, records):
+    t = e.mt_bench
+    gen = {"max_new_tokens": t.max_new_tokens, "batch_size": e.batch_size}
     return tasks.mt_bench(
-        model,
-        tok,
-        judge,
-        e.mt_bench_path,
-        limit=e.mt_bench_limit,
-        reference_path=e.mt_bench_reference,
-        **gen,
+        model, tok, judge, t.path, limit=t.limit, reference_path=t.reference, **gen
     )
 
 
-def _gsm8k(model, tok, judge, e: EvalConfig, records, gen):
-    return tasks.gsm8k(model, tok, e.gsm8k_path, limit=e.gsm8k_limit, **gen)
+def _gsm8k(model, tok, judge, e: EvalConfig, records):
+    t = e.gsm8k
+    gen = {"max_new_tokens": t.max_new_tokens, "batch_size": e.batch_size}
+    return tasks.gsm8k(model, tok, t.path, limit=t.limit, **gen)
 
 
 # one runner per task of config.evaluation.TASKS (test_evaluate checks they match)
@@ -73,8 +73,7 @@ RUNNERS = {"signal": _signal, "alpaca": _alpaca, "mt_bench": _mt_bench, "gsm8k":
 def run_task(
     task: str, model, tok, judge, e: EvalConfig, records: Optional[List[Dict]]
 ) -> Optional[tasks.TaskResult]:
-    gen = {"max_new_tokens": e.max_new_tokens, "batch_size": e.batch_size}
-    return RUNNERS[task](model, tok, judge, e, records, gen)
+    return RUNNERS[task](model, tok, judge, e, records)
 
 
 def evaluate(

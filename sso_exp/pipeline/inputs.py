@@ -20,9 +20,9 @@ from .reward import read_scoring_rows
 
 TASK_FILES = {
     "signal": (),
-    "alpaca": ("eval.alpaca_path",),
-    "mt_bench": ("eval.mt_bench_path", "eval.mt_bench_reference"),
-    "gsm8k": ("eval.gsm8k_path",),
+    "alpaca": ("eval.alpaca.path",),
+    "mt_bench": ("eval.mt_bench.path", "eval.mt_bench.reference"),
+    "gsm8k": ("eval.gsm8k.path",),
 }
 MODE_FILES = {
     "online": ("data.prompts",),

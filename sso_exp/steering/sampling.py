@@ -94,7 +94,7 @@ class HFSampler:
                 c.temperature, c.top_p, c.nucleus_candidates, [seeds[i] for i in rows]
             ),
             desc=desc,
-        )
+        ).texts
 
 
 def make_sampler(

@@ -10,7 +10,7 @@ from sso_exp.errors import ConfigError
 def test_a_name_is_found_in_the_data_folder(tmp_path):
     (tmp_path / "gsm8k_test_1k.jsonl").write_text("{}\n")
     assert (
-        locate("eval.gsm8k_path", "gsm8k_test_1k.jsonl", str(tmp_path))
+        locate("eval.gsm8k.path", "gsm8k_test_1k.jsonl", str(tmp_path))
         == tmp_path / "gsm8k_test_1k.jsonl"
     )
 
@@ -25,9 +25,9 @@ def test_the_working_directory_comes_first(tmp_path, monkeypatch):
 
 def test_a_missing_public_file_names_its_key_and_source(tmp_path):
     with pytest.raises(ConfigError) as err:
-        locate("eval.alpaca_path", "alpaca_eval_gpt4_turbo.jsonl", str(tmp_path))
+        locate("eval.alpaca.path", "alpaca_eval_gpt4_turbo.jsonl", str(tmp_path))
     text = str(err.value)
-    assert "config key 'eval.alpaca_path'" in text and str(tmp_path) in text
+    assert "config key 'eval.alpaca.path'" in text and str(tmp_path) in text
     assert "tatsu-lab/alpaca_eval" in text and "SSO_EXP_DATA" in text
 
 

@@ -16,6 +16,7 @@ from sso_exp.errors import DataError
 from sso_exp.evaluation import tasks
 from sso_exp.evaluation.gsm8k import gsm8k_prompt
 from sso_exp.evaluation.judges import LLMJudge, PolicyBackend
+from sso_exp.models.generate import Answers
 
 GEN = {"max_new_tokens": 6, "batch_size": 2}
 
@@ -54,9 +55,10 @@ def test_answer_is_greedy_and_in_order(tiny):
     model, tok = tiny
     prompts = ["Hi", "Tell me a long story about a dragon and a knight.", "2+2?"]
     first = tasks.answer(model, tok, prompts, **GEN)
-    assert len(first) == 3 and all(isinstance(a, str) for a in first)
+    assert len(first.texts) == 3 and all(isinstance(a, str) for a in first.texts)
+    assert first.cut == [True] * 3  # 6 tokens: the random model never ends by itself
     assert tasks.answer(model, tok, prompts, **GEN) == first
-    assert tasks.answer(model, tok, prompts[1:2], **GEN) == first[1:2]
+    assert tasks.answer(model, tok, prompts[1:2], **GEN).texts == first.texts[1:2]
 
 
 def test_alpaca_eval_metrics_by_hand(tiny, tmp_path):
@@ -157,7 +159,11 @@ def test_mt_bench_references_turns_and_means(tiny, tmp_path):
 def test_mt_bench_shared_files(monkeypatch, data_dir):
     """Up to the coding question without its own `reference`, which the GPT-4 file supplies;
     the roleplay question with a `reference` field is still graded without one."""
-    monkeypatch.setattr(tasks, "respond", lambda model, tok, convs, **kw: ["ok"] * len(convs))
+    monkeypatch.setattr(
+        tasks,
+        "respond",
+        lambda model, tok, convs, **kw: Answers(["ok"] * len(convs), [False] * len(convs)),
+    )
     questions = [
         json.loads(line)
         for line in (data_dir / "mt_bench_questions.jsonl").read_text().splitlines()
@@ -217,7 +223,9 @@ GSM8K_ROWS = [json.loads(line) for line in GSM8K.read_text().splitlines()[:3]]
 def test_gsm8k_scripted_answers(monkeypatch, reply, exact, no_answer):
     by_prompt = {gsm8k_prompt(row["question"]): reply(row) for row in GSM8K_ROWS}
     monkeypatch.setattr(
-        tasks, "answer", lambda model, tok, prompts, **kw: [by_prompt[p] for p in prompts]
+        tasks,
+        "answer",
+        lambda model, tok, prompts, **kw: Answers([by_prompt[p] for p in prompts], [True] * 3),
     )
     result = tasks.gsm8k(None, None, GSM8K, limit=3, max_new_tokens=8, batch_size=2)
     m = result.metrics
@@ -226,6 +234,7 @@ def test_gsm8k_scripted_answers(monkeypatch, reply, exact, no_answer):
         3,
         no_answer,
     )
+    assert m["gsm8k/budget_hits"] == 3 and all(r["cut"] for r in result.rows)
     assert [r["reference"] for r in result.rows] == ["7", "30", "7"]
 
 

@@ -11,10 +11,12 @@ from conftest import FIXTURES, TINY_ARGS, run_cli
 
 KEY = "sk-eval-test-never-logged-31337"
 SMALL = [
-    "eval.alpaca_limit=2",
-    "eval.mt_bench_limit=2",
-    "eval.gsm8k_limit=2",
-    "eval.max_new_tokens=6",
+    "eval.alpaca.limit=2",
+    "eval.mt_bench.limit=2",
+    "eval.gsm8k.limit=2",
+    "eval.alpaca.max_new_tokens=6",
+    "eval.mt_bench.max_new_tokens=6",
+    "eval.gsm8k.max_new_tokens=6",
     "eval.batch_size=4",
     f"data.dir={FIXTURES / 'data'}",
 ]
@@ -57,6 +59,9 @@ def test_eval_mode_with_an_openai_judge(tmp_path, server):
     # "[[A]]" in both orders is a tie: 50%; every grade is 7
     assert m["signal/accuracy"] == 50 and m["alpaca/win_rate"] == 50 and m["alpaca/n"] == 2
     assert m["mt_bench/score"] == 7 and m["mt_bench/n"] == 4 and "gsm8k/exact_match" in m
+    for task in ("alpaca", "gsm8k"):  # the tables mark the answers cut at 6 tokens
+        rows = (tmp_path / f"run/eval_{task}.jsonl").read_text().splitlines()
+        assert m[f"{task}/budget_hits"] == sum(json.loads(r)["cut"] for r in rows)
     assert server.requests[0]["body"]["model"] == "judge-model"
     assert server.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
     for task in ("signal", "alpaca", "mt_bench", "gsm8k"):

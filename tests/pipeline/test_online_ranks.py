@@ -149,10 +149,12 @@ def test_evaluation_on_two_ranks_answers_and_judges_like_one(tmp_path):
         "model=tiny",
         f"data.pairs={FIXTURES / 'sso_records.json'}",
         f"data.dir={FIXTURES / 'data'}",
-        "eval.alpaca_limit=3",
-        "eval.mt_bench_limit=2",
-        "eval.gsm8k_limit=3",
-        "eval.max_new_tokens=6",
+        "eval.alpaca.limit=3",
+        "eval.mt_bench.limit=2",
+        "eval.gsm8k.limit=3",
+        "eval.alpaca.max_new_tokens=6",
+        "eval.mt_bench.max_new_tokens=6",
+        "eval.gsm8k.max_new_tokens=6",
         "eval.judge.max_new_tokens=6",
     )
     runs = {}

@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...distributed import shard_map
-from ...models.generate import generate_texts
+from ...models.generate import Answers, generate_texts
 from .llm import Message
 
 
@@ -30,9 +30,13 @@ class PolicyBackend:
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
 
     def complete(self, conversations: Sequence[List[Message]]) -> List[str]:
-        return shard_map(self._complete, conversations)
+        return self.answers(conversations).texts
 
-    def _complete(self, conversations: List[List[Message]]) -> List[str]:
+    def answers(self, conversations: Sequence[List[Message]]) -> Answers:
+        """The replies and which of them the token budget cut short."""
+        return shard_map(self._answers, conversations)
+
+    def _answers(self, conversations: List[List[Message]]) -> Answers:
         tok = self.tokenizer
         prompts = [
             tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)

@@ -1,0 +1,37 @@
+"""The one generate loop says which completions the token budget cut short: those that
+ended on an end-of-turn token are not cut, whatever the rows beside them did."""
+
+from transformers import LogitsProcessor
+
+from sso_exp.data.encoding import chat_prompt
+from sso_exp.models.generate import generate_texts, stop_ids
+
+
+class EndRow(LogitsProcessor):
+    """Forces the end-of-turn token in the rows given, from the first step."""
+
+    def __init__(self, rows, eos):
+        self.rows, self.eos = rows, eos
+
+    def __call__(self, input_ids, scores):
+        for r in self.rows:
+            scores[r] = float("-inf")
+            scores[r, self.eos] = 0.0
+        return scores
+
+
+def test_cut_marks_the_answers_that_ran_out_of_tokens(tiny):
+    model, tok = tiny
+    prompts = [chat_prompt(tok, None, q) for q in ("Hi", "Why is the sky blue?", "2+2")]
+    first = prompts.index(min(prompts, key=len))  # rows are sorted by length in a batch
+    out = generate_texts(
+        model,
+        tok,
+        prompts,
+        max_new_tokens=5,
+        batch_size=3,
+        processor=lambda idx: EndRow([idx.index(first)], tok.eos_token_id),
+    )
+    assert tok.eos_token_id in stop_ids(model, tok)
+    assert out.texts[first] == ""  # it ended at once
+    assert out.cut == [i != first for i in range(3)]
