@@ -100,7 +100,9 @@ def evaluate(
             continue
         table = out_dir / f"eval_{task}.jsonl"
         write_jsonl(result.rows, table)
-        logger.log_file(table, out_dir.name if out_dir.name.startswith("iter_") else None)
+        folder = out_dir.name if out_dir.name.startswith("iter_") else None
+        logger.log_file(table, folder)
+        logger.log_table(result.rows, f"{folder + '/' if folder else ''}eval_{task}.json")
         logger.log_iteration(step, result.metrics)
         metrics.update(result.metrics)
     return metrics

@@ -79,6 +79,7 @@ def sample_round(
     write_jsonl(rnd.kept, it_dir / f"{stem}pairs.jsonl")
     write_jsonl(rnd.generated, it_dir / f"{stem}generated.jsonl")
     logger.log_file(it_dir / f"{stem}pairs.jsonl", it_dir.name)
+    logger.log_table(rnd.kept, f"{it_dir.name}/{stem}pairs.json")
     barrier()  # the other ranks read what rank 0 wrote
     return rnd
 

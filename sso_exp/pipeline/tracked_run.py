@@ -17,7 +17,7 @@ from ..distributed import is_main
 from ..errors import SSOError
 from ..models.device import autocast
 from ..tracking.mlflow_run import IdleLogger, RunLogger, start_run
-from ..tracking.provenance import provenance, provenance_tags
+from ..tracking.provenance import data_files, provenance, provenance_tags
 from ..tracking.sweep import job_tags
 from ..tracking.tables import COLUMNS, Column, summary_table
 from .resume import Progress
@@ -48,6 +48,7 @@ def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> Run
         cfg, cfg.tracking, config_file, tags={**job_tags(), **provenance_tags(record)}
     )
     logger.log_file(run_dir / "provenance.json")
+    logger.log_data_files(data_files(cfg), record["data_sha256"])
     if progress is not None:
         progress.run_id = logger.run_id
         progress.save()
@@ -85,6 +86,7 @@ def tracked_run(
             table = summary_table(rows, columns)
             (run_dir / "summary.md").write_text(table + "\n")
             logger.log_file(run_dir / "summary.md")
+            logger.describe(table)
             print("\n" + table)
         logger.close(status)
         if progress is not None:

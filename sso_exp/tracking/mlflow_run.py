@@ -1,19 +1,26 @@
 """MLflow tracking through Lightning's MLFlowLogger: one run per invocation holding the
-config, per-step training metrics continued across iterations, per-iteration metrics and
-each iteration's pairs file."""
+config, per-step training metrics continued across iterations, per-iteration metrics, each
+iteration's pairs (a file and a table the UI shows), the data files read (as dataset
+inputs) and, as its description, the summary table: a run reads like a lab notebook. The
+experiment is filed as model training (MLflow 3 files an experiment without a kind under
+GenAI evaluation)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import DatasetInput, InputTag, Run
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.loggers.logger import DummyLogger
 
 from ..config import SSOConfig, TrackingConfig, flatten
 
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's UI: GenAI or model development
 # Long texts live in the config artifact, not in the params table.
 _NOT_PARAMS = (
     "principle.features",
@@ -67,6 +74,38 @@ class RunLogger(MLFlowLogger):
     def log_file(self, path: Path, folder: Optional[str] = None) -> None:
         self.experiment.log_artifact(self.run_id, str(path), folder)
 
+    def log_table(self, rows: List[Dict[str, Any]], name: str) -> None:
+        """Rows as an MLflow table (`name` ends in .json), viewable and comparable in the UI."""
+        if rows:
+            columns = {k: [row.get(k) for row in rows] for k in rows[0]}
+            self.experiment.log_table(self.run_id, data=columns, artifact_file=name)
+
+    def log_data_files(self, files: Mapping[str, Path], digests: Mapping[str, str]) -> None:
+        """The data files read, as dataset inputs named by file, their config key as context."""
+        inputs = [
+            DatasetInput(
+                MetaDataset(
+                    _file_source(path), name=path.name, digest=digests[key][:16]
+                )._to_mlflow_entity(),
+                tags=[InputTag("mlflow.data.context", key)],
+            )
+            for key, path in files.items()
+        ]
+        if inputs:
+            self.experiment.log_inputs(self.run_id, datasets=inputs)
+
+    def describe(self, text: str) -> None:
+        """The run's description in the UI (markdown)."""
+        self.experiment.set_tag(self.run_id, "mlflow.note.content", text)
+
+
+def _file_source(path: Path):
+    """A local file as an MLflow dataset source (MLflow registers its local-file source
+    twice and warns that the URI is ambiguous; both readings are the same)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return resolve_dataset_source(path.resolve().as_uri())
+
 
 class IdleLogger(DummyLogger):
     """What ranks other than 0 track with: nothing (rank 0 holds the MLflow run); any of
@@ -102,6 +141,9 @@ def start_run(
     if run_id is not None:
         logger.continue_run(tags or {})
         return logger
+    client, experiment_id = logger.experiment, logger.experiment_id
+    if EXPERIMENT_KIND not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, "custom_model_development")
     logger.log_hyperparams(flat_params(cfg))
     logger.log_file(config_file)
     return logger

@@ -1,6 +1,7 @@
 """`python -m sso_exp` on model=tiny: what a run leaves behind, and how bad input fails."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -82,8 +83,31 @@ def test_mlflow_run_holds_config_metrics_and_pairs(online_run):
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "iter_1", "iter_2", "summary.md"} <= arts
     assert [a.path for a in client.list_artifacts(run.info.run_id, "iter_2")] == [
-        "iter_2/pairs.jsonl"
+        "iter_2/pairs.json",
+        "iter_2/pairs.jsonl",
     ]
+
+
+def test_the_mlflow_run_reads_like_a_lab_notebook(online_run):
+    """Filed as model training, named from its choices, described by its summary, its pairs
+    a table the UI shows, the data it read as dataset inputs."""
+    tmp, proc = online_run
+    client, run = only_run(tmp)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert run.info.run_name == "online-ipo-tiny"
+    summary = (tmp / "run/summary.md").read_text().strip()
+    assert run.data.tags["mlflow.note.content"] == summary and summary in proc.stdout
+    tables = json.loads(run.data.tags["mlflow.loggedArtifacts"])
+    assert {"path": "iter_1/pairs.json", "type": "table"} in tables
+    table = json.loads(
+        Path(client.download_artifacts(run.info.run_id, "iter_1/pairs.json", str(tmp))).read_text()
+    )
+    chosen = [row[table["columns"].index("chosen")] for row in table["data"]]
+    kept = (tmp / "run/iter_1/pairs.jsonl").read_text().splitlines()
+    assert chosen == [json.loads(line)["chosen"] for line in kept]
+    inputs = {d.dataset.name: d.tags[0].value for d in run.inputs.dataset_inputs}
+    assert inputs == {"demo_queries.jsonl": "data.prompts"}
 
 
 def test_console_prints_the_summary_table(online_run):
