@@ -2,11 +2,13 @@
 (not one a live process holds), or a named one, refused when its config differs."""
 
 import json
+import pickle
 
 import pytest
 
 from conftest import compose_cfg
 from sso_exp.errors import ConfigError
+from sso_exp.pipeline import resume
 from sso_exp.pipeline.resume import STATE_FILE, config_diff, open_progress
 
 
@@ -93,12 +95,13 @@ def test_a_fixed_folder_whose_run_finished_starts_afresh_but_is_not_resumed(tmp_
     assert fresh.run_dir == crashed and not fresh.resumed and not fresh.stages
 
 
-def test_a_rank_lightning_started_follows_rank_0_without_the_lock(tmp_path, monkeypatch):
+def test_the_other_ranks_get_rank_0s_progress_without_the_lock_and_never_write(
+    tmp_path, monkeypatch
+):
     live = open_progress(cfg_in(tmp_path, "a"))
-    live.run_id = "r1"
     live.finish("iter_1/sample", {"pairs/kept": 3}, 0)
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    follower = open_progress(cfg_in(tmp_path, "a"))
-    assert follower.run_id == "r1" and follower.done("iter_1/sample") and follower.lock is None
-    follower.finish("iter_1/train", {}, 5)  # only rank 0 writes the state
+    sent = pickle.loads(pickle.dumps(live))  # what the broadcast to the other ranks carries
+    assert sent.done("iter_1/sample") and sent.lock is None and live.lock is not None
+    monkeypatch.setattr(resume, "is_main", lambda: False)
+    sent.finish("iter_1/train", {}, 5)  # only rank 0 writes the state
     assert "iter_1/train" not in json.loads((live.run_dir / STATE_FILE).read_text())["stages"]
