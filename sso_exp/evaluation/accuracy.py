@@ -1,10 +1,13 @@
-"""Accuracy with a 95% Wilson score interval: honest at small n and near 0 or 1, where the
-normal approximation leaves [0, 1]."""
+"""Intervals: accuracy with a 95% Wilson score interval (honest at small n and near 0 or 1,
+where the normal approximation leaves [0, 1]), and the standard error of a mean over items,
+which the summaries show as mean ± 1.96 SE."""
 
 from __future__ import annotations
 
 import math
 from typing import Dict, Sequence, Tuple
+
+import torch
 
 Z95 = 1.959963984540054
 
@@ -27,3 +30,10 @@ def accuracy_metrics(prefix: str, hits: Sequence[bool]) -> Dict[str, float]:
         f"{prefix}/accuracy_ci_high": high,
         f"{prefix}/n": len(hits),
     }
+
+
+def mean_and_se(values: torch.Tensor) -> Tuple[float, float]:
+    """The mean over items and its standard error (NaN for fewer than two items)."""
+    values = values.double()
+    se = values.std() / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return float(values.mean()), float(se)

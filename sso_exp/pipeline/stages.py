@@ -17,6 +17,7 @@ from ..data.pairs import SeqLogps
 from ..data.records import load_prompts, write_jsonl
 from ..distributed import barrier, gather
 from ..errors import SSOError
+from ..evaluation.accuracy import mean_and_se
 from ..models.loading import load_policy, save_model
 from ..models.logprobs import score_named
 from ..steering.filters import LOGPROB_RULES, STRING_RULES
@@ -138,8 +139,9 @@ def train_on_pairs(
     )
     stats: Dict[str, float] = {f"time/{objective.prefix}scoring_s": time.perf_counter() - clock}
     for name, label in zip(ON_POLICY, ("chosen", "rejected", "raw")):
-        stats[f"{objective.prefix}onpolicy/{label}"] = float(scores[name].mean.mean())
-        stats[f"{objective.prefix}length/{label}"] = float(scores[name].count.mean())
+        for metric, values in (("onpolicy", scores[name].mean), ("length", scores[name].count)):
+            key = f"{objective.prefix}{metric}/{label}"
+            stats[key], stats[f"{key}_se"] = mean_and_se(values)
     logger.log_iteration(iteration, stats)
     clock = time.perf_counter()
     metrics, steps = fit(

@@ -3,7 +3,10 @@ and the comparison report (one row per run)."""
 
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Sequence, Tuple
+
+from ..evaluation.accuracy import Z95
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -37,15 +40,19 @@ COLUMNS: Sequence[Column] = (
 
 
 def _cell(row: Dict[str, float], key: str, fmt: str) -> str:
+    """The value, and ± its 95% half-width when the row holds its standard error."""
     if key not in row:
         return "-"
     value = row[key]
-    return fmt.format(int(value) if fmt == "{:d}" else value)
+    text = fmt.format(int(value) if fmt == "{:d}" else value)
+    se = row.get(f"{key}_se", math.nan)
+    return text if math.isnan(se) else f"{text} ± {fmt.format(Z95 * se)}"
 
 
 def summary_table(rows: List[Dict[str, float]], columns: Sequence[Column] = COLUMNS) -> str:
     """The policy columns by default: lengths in tokens; onpol, the mean token log-prob of
-    the response under pi(.|x) before the iteration's training."""
+    the response under pi(.|x) before the iteration's training; a figure measured over
+    queries shows ± its 95% interval (1.96 standard errors)."""
     return markdown_table(
         [h for h, _, _ in columns], [[_cell(r, k, f) for _, k, f in columns] for r in rows]
     )

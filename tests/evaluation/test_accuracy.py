@@ -1,6 +1,9 @@
-import pytest
+import math
 
-from sso_exp.evaluation.accuracy import accuracy_metrics, wilson_interval
+import pytest
+import torch
+
+from sso_exp.evaluation.accuracy import accuracy_metrics, mean_and_se, wilson_interval
 
 
 def test_wilson_interval_by_hand():
@@ -17,3 +20,9 @@ def test_accuracy_metrics():
     assert m["rm/eval/accuracy_ci_low"] < 0.75 < m["rm/eval/accuracy_ci_high"]
     with pytest.raises(ValueError):
         accuracy_metrics("x", [])
+
+
+def test_mean_and_standard_error_over_items():
+    mean, se = mean_and_se(torch.tensor([1.0, 2.0, 3.0, 6.0]))
+    assert mean == 3.0 and se == pytest.approx(math.sqrt(14 / 3) / 2)
+    assert math.isnan(mean_and_se(torch.tensor([2.0]))[1])
