@@ -60,6 +60,9 @@ class AlpacaTaskConfig:
     path: Optional[str] = "alpaca_eval_gpt4_turbo.jsonl"
     limit: Optional[int] = 20
     max_new_tokens: int = 2048
+    # AlpacaEval's df_gamed.csv (instruction difficulty, gamed baselines), which its LC win
+    # rate needs; None: alpaca/lc_win_rate_approx, our GLM without the difficulty term
+    difficulty_file: Optional[str] = None
 
 
 @dataclass

@@ -22,6 +22,8 @@ SOURCES = {
     "data/mt_bench/reference_answer/gpt-4.jsonl of the lm-sys/FastChat repository",
     "gsm8k_test_1k.jsonl": "GSM8K test questions: grade_school_math/data/test.jsonl of the "
     "openai/grade-school-math repository (its first 1,000 lines)",
+    "df_gamed.csv": "AlpacaEval's instruction difficulties and gamed baselines: df_gamed.csv "
+    "of the tatsu-lab/alpaca_eval dataset on the Hugging Face Hub",
     "hh_helpful_test.jsonl": "Anthropic HH-RLHF helpful-base test pairs: helpful-base/"
     "test.jsonl.gz of the anthropics/hh-rlhf repository, decompressed",
     "hh_helpful_online_rs_test.jsonl": "Anthropic HH-RLHF helpful-online and "
@@ -57,6 +59,7 @@ FILE_KEYS = (
     "rm.eval",
     "rm.score_input",
     "eval.alpaca.path",
+    "eval.alpaca.difficulty_file",
     "eval.mt_bench.path",
     "eval.mt_bench.reference",
     "eval.gsm8k.path",

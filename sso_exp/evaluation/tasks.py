@@ -27,7 +27,7 @@ from ..models.generate import Answers
 from .gsm8k import exact_match, gsm8k_prompt, predicted_answer, reference_answer
 from .judges import PolicyBackend
 from .judges.llm import Message
-from .winrate import length_controlled_win_rate, win_rate
+from .winrate import alpaca_eval_lc, length_controlled_win_rate, win_rate
 
 log = logging.getLogger(__name__)
 
@@ -138,26 +138,31 @@ def alpaca_eval(
     limit: Optional[int],
     max_new_tokens: int,
     batch_size: int,
+    difficulty_file: Optional[str | Path] = None,
 ) -> TaskResult:
     """Win rate and length-controlled win rate (lengths in characters) against the file's
-    reference `output`s. Rows with an empty reference are skipped: there is nothing to beat."""
+    reference `output`s, AlpacaEval's 805 in its order; the LC rate is AlpacaEval's own given
+    its `difficulty_file`, else the approximation `lc_win_rate_approx`. Rows with an empty
+    reference are skipped: there is nothing to beat."""
     items, skipped = [], 0
     for lineno, obj in _rows(path, limit):
         instruction = _text(path, lineno, obj, "instruction")
         reference = _text(path, lineno, obj, "output", allow_empty=True)
         if reference.strip():
-            items.append((instruction, reference))
+            items.append((instruction, reference, lineno - 1))
         else:
             skipped += 1
     outputs, cut = answer(
         model,
         tok,
-        [q for q, _ in items],
+        [q for q, _, _ in items],
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         desc="alpaca_eval",
     )
-    prefs = judge.prefer([(q, out, ref) for (q, ref), out in zip(items, outputs)]) if items else []
+    prefs = (
+        judge.prefer([(q, out, ref) for (q, ref, _), out in zip(items, outputs)]) if items else []
+    )
     metrics = {
         **_rate_metrics("alpaca", "win_rate", prefs),
         "alpaca/skipped": float(skipped),
@@ -165,19 +170,31 @@ def alpaca_eval(
     }
     if outputs:
         metrics["alpaca/mean_length"] = mean(len(o) for o in outputs)
-    judged = [
-        (p, len(o), len(ref)) for p, o, (_, ref) in zip(prefs, outputs, items) if p is not None
-    ]
+    judged = [(p, o, ref, i) for p, o, (_, ref, i) in zip(prefs, outputs, items) if p is not None]
     if judged:
-        p, model_len, ref_len = zip(*judged)
-        metrics["alpaca/lc_win_rate"], metrics["alpaca/lc_win_rate_se"] = (
-            length_controlled_win_rate(p, model_len, ref_len)
-        )
+        metrics.update(_lc_metrics(judged, difficulty_file))
     rows = [
         {"instruction": q, "output": o, "cut": c, "reference": ref, "preference": p}
-        for (q, ref), o, c, p in zip(items, outputs, cut, prefs)
+        for (q, ref, _), o, c, p in zip(items, outputs, cut, prefs)
     ]
     return TaskResult(metrics, rows)
+
+
+def _lc_metrics(
+    judged: Sequence[Tuple[float, str, str, int]], difficulty_file: Optional[str | Path]
+) -> Dict[str, float]:
+    """AlpacaEval's LC win rate and its SE, or, without its instruction difficulties, the
+    clearly named approximation (docs/algorithm.md §7)."""
+    prefs, outputs, references, indexes = zip(*judged)
+    if difficulty_file:
+        lc, se = alpaca_eval_lc(prefs, outputs, references, indexes, difficulty_file)
+        return {"alpaca/lc_win_rate": lc, "alpaca/lc_win_rate_se": se}
+    log.warning(
+        "eval.alpaca.difficulty_file is unset: reporting alpaca/lc_win_rate_approx, a "
+        "length-controlled win rate without AlpacaEval's instruction-difficulty term"
+    )
+    lc, se = length_controlled_win_rate(prefs, list(map(len, outputs)), list(map(len, references)))
+    return {"alpaca/lc_win_rate_approx": lc, "alpaca/lc_win_rate_approx_se": se}
 
 
 def _reference_answers(path: Optional[str | Path]) -> Dict[Any, List[str]]:

@@ -1,4 +1,7 @@
-"""AlpacaEval-style win rates of one model against one reference answer per item.
+"""AlpacaEval-style win rates of one model against one reference answer per item. The
+length-controlled win rate is AlpacaEval 2.0's own (`alpaca_eval_lc`, the package's
+computation) when AlpacaEval's instruction difficulties are at hand; otherwise the
+approximation below, reported under its own name (`lc_win_rate_approx`).
 
 `prefs[i]` in [0, 1] is the judged probability that the model's answer beats the reference
 (1 win, 0 loss, 0.5 tie; a judge asked in both orders gives the average). Rates are percentages.
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import math
 from typing import Callable, Sequence, Tuple
+from unittest.mock import patch
 
 import numpy as np
 
@@ -147,3 +151,37 @@ def length_controlled_win_rate(
 
     rate = lc(np.arange(p.size))
     return rate, (_bootstrap_se(lc, p.size) if p.size > 1 else math.nan)
+
+
+def alpaca_eval_lc(
+    prefs: Sequence[float],
+    model_outputs: Sequence[str],
+    references: Sequence[str],
+    indexes: Sequence[int],
+    difficulty_file: str,
+) -> Tuple[float, float]:
+    """(LC win rate, its standard error) in percent, computed by the `alpaca_eval` package's
+    own `get_length_controlled_winrate` on these annotations: instruction difficulty (by the
+    items' `indexes` in AlpacaEval's 805 instructions) and the regularisation toward the gamed
+    baselines read from `difficulty_file` (AlpacaEval's df_gamed.csv). The package fetches
+    that file from the Hugging Face Hub and has no setting for a local copy, so its download
+    function is pointed at the local file for the duration of the call."""
+    import pandas as pd
+    from alpaca_eval.metrics import glm_winrate
+
+    annotations = pd.DataFrame(
+        {
+            "preference": 1.0 + _prefs(prefs),  # AlpacaEval: 1 the reference wins, 2 the model
+            "output_1": list(references),
+            "output_2": list(model_outputs),
+            "index": list(indexes),
+            "generator_1": "reference",
+            "generator_2": "policy",
+            "annotator": "sso-exp",
+        }
+    )
+    with patch.object(glm_winrate, "hf_hub_download", lambda **_: str(difficulty_file)):
+        metrics = glm_winrate.get_length_controlled_winrate(
+            annotations, save_weights_dir=None, is_add_glm_preference_inplace=False
+        )
+    return float(metrics["length_controlled_winrate"]), float(metrics["lc_standard_error"])

@@ -28,6 +28,7 @@ EVAL_COLUMNS = (
     ("signal acc", "signal/accuracy", "{:.1f}"),
     ("AE win", "alpaca/win_rate", "{:.1f}"),
     ("AE LC", "alpaca/lc_win_rate", "{:.1f}"),
+    ("AE LC (approx.)", "alpaca/lc_win_rate_approx", "{:.1f}"),
     ("MT-Bench", "mt_bench/score", "{:.2f}"),
     ("GSM8K", "gsm8k/exact_match", "{:.1f}"),
 )
@@ -49,7 +50,9 @@ def _signal(model, tok, judge, e: EvalConfig, records):
 def _alpaca(model, tok, judge, e: EvalConfig, records):
     t = e.alpaca
     gen = {"max_new_tokens": t.max_new_tokens, "batch_size": e.batch_size}
-    return tasks.alpaca_eval(model, tok, judge, t.path, limit=t.limit, **gen)
+    return tasks.alpaca_eval(
+        model, tok, judge, t.path, limit=t.limit, difficulty_file=t.difficulty_file, **gen
+    )
 
 
 def _mt_bench(model, tok, judge, e: EvalConfig, records):

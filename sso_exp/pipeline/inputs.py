@@ -20,7 +20,7 @@ from .reward import read_scoring_rows
 
 TASK_FILES = {
     "signal": (),
-    "alpaca": ("eval.alpaca.path",),
+    "alpaca": ("eval.alpaca.path", "eval.alpaca.difficulty_file"),
     "mt_bench": ("eval.mt_bench.path", "eval.mt_bench.reference"),
     "gsm8k": ("eval.gsm8k.path",),
 }

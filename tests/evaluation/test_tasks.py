@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import pytest
+from test_winrate import _gamed_file
 
 from conftest import FIXTURES
 from sso_exp.errors import DataError
@@ -71,7 +72,8 @@ def test_alpaca_eval_metrics_by_hand(tiny, tmp_path):
     assert m["alpaca/win_rate"] == pytest.approx(200 / 3)
     assert m["alpaca/win_rate_se"] == pytest.approx(100 * math.sqrt(1 / 3) / math.sqrt(3))
     assert (m["alpaca/n"], m["alpaca/unparsed"], m["alpaca/skipped"]) == (3, 1, 1)
-    assert 0 < m["alpaca/lc_win_rate"] < 100 and "alpaca/lc_win_rate_se" in m
+    assert 0 < m["alpaca/lc_win_rate_approx"] < 100 and "alpaca/lc_win_rate_approx_se" in m
+    assert "alpaca/lc_win_rate" not in m  # without the difficulties: only the approximation
     outputs = [r["output"] for r in result.rows]
     assert m["alpaca/mean_length"] == pytest.approx(sum(map(len, outputs)) / 4)
     kept = [r for r in rows if r["output"].strip()]
@@ -298,3 +300,13 @@ def test_bad_reference_file_names_file_and_line(tmp_path):
         _run("mt_bench", questions, refs)
     with pytest.raises(DataError, match="file not found"):
         _run("mt_bench", questions, tmp_path / "missing.jsonl")
+
+
+def test_alpaca_eval_reports_alpaca_evals_lc_given_the_difficulty_file(tiny, tmp_path):
+    rows = [{"instruction": f"Question {i}?", "output": "ref " * (i + 1)} for i in range(6)]
+    path = write_jsonl(tmp_path / "alpaca.jsonl", rows)
+    judge = PreferOnly([1.0, 0.0, 1.0, 0.5, 0.0, 1.0])
+    difficulty = _gamed_file(tmp_path, 6)
+    m = tasks.alpaca_eval(*tiny, judge, path, limit=None, difficulty_file=difficulty, **GEN).metrics
+    assert 0 < m["alpaca/lc_win_rate"] < 100 and "alpaca/lc_win_rate_se" in m
+    assert "alpaca/lc_win_rate_approx" not in m

@@ -1,10 +1,16 @@
-"""Win rates and the length-controlled win rate against numbers worked out by hand."""
+"""Win rates and the length-controlled win rate against numbers worked out by hand, and
+AlpacaEval's own LC win rate through the `alpaca_eval` package on a difficulty file made here."""
 
 import math
+from unittest.mock import patch
 
+import numpy as np
+import pandas as pd
 import pytest
+from alpaca_eval.metrics import glm_winrate
 
 from sso_exp.evaluation.winrate import (
+    alpaca_eval_lc,
     fit_length_glm,
     length_controlled_win_rate,
     length_feature,
@@ -102,3 +108,53 @@ def test_unanimous_outcome_is_left_as_is():
 def test_bootstrap_standard_error_is_deterministic():
     args = ([1, 0, 0.5, 1, 0, 1], [120, 80, 100, 300, 90, 150], [100] * 6)
     assert length_controlled_win_rate(*args) == length_controlled_win_rate(*args)
+
+
+def _gamed_file(tmp_path, n):
+    """A file in the schema of AlpacaEval's df_gamed.csv: per instruction its difficulty, and
+    the judgements of two gamed (verbose, concise) copies of the baseline against it."""
+    rng = np.random.default_rng(1)
+    difficulty = rng.normal(0, 1, n)
+    rows = [
+        {
+            "model": model,
+            "index": i,
+            "instruction_difficulty": difficulty[i],
+            "preference": float(rng.uniform()),
+            "std_delta_len": float(sign * abs(rng.normal(1, 0.3))),
+            "not_gamed_baseline": False,
+        }
+        for model, sign in (("gamed_verbose", -1), ("gamed_concise", 1))
+        for i in range(n)
+    ]
+    path = tmp_path / "df_gamed.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_lc_win_rate_is_alpaca_evals_own_given_the_difficulties(tmp_path):
+    n = 16
+    path = _gamed_file(tmp_path, n)
+    rng = np.random.default_rng(2)
+    prefs = rng.uniform(0, 1, n).round(1)
+    outputs = ["x" * int(k) for k in rng.integers(20, 800, n)]
+    references = ["y" * int(k) for k in rng.integers(20, 800, n)]
+    lc, se = alpaca_eval_lc(prefs, outputs, references, range(n), path)
+    annotations = pd.DataFrame(  # AlpacaEval's own format: 2 when the model's output wins
+        {
+            "preference": 1 + prefs,
+            "output_1": references,
+            "output_2": outputs,
+            "index": range(n),
+            "generator_1": "baseline",
+            "generator_2": "model",
+            "annotator": "judge",
+        }
+    )
+    with patch.object(glm_winrate, "hf_hub_download", lambda **_: str(path)):
+        want = glm_winrate.get_length_controlled_winrate(annotations, save_weights_dir=None)
+    assert lc == pytest.approx(want["length_controlled_winrate"], abs=0.01)
+    assert se == pytest.approx(want["lc_standard_error"], abs=0.01)
+    wins = alpaca_eval_lc(np.ones(n), outputs, references, range(n), path)[0]
+    losses = alpaca_eval_lc(np.zeros(n), outputs, references, range(n), path)[0]
+    assert losses < lc < wins  # the model's side is output_2
