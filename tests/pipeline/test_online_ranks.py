@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import FIXTURES, ROOT, run_cli
+from conftest import FIXTURES, ROOT, run_cli, run_module
 from sso_exp.config import compose
 from sso_exp.pipeline.resume import run_identity
 
@@ -170,27 +170,18 @@ def test_evaluation_on_two_ranks_answers_and_judges_like_one(tmp_path):
 
 def test_torchrun_starts_the_same_job(tmp_path, one_rank):
     """Ranks started by torchrun instead of Lightning: the same folder, pairs and run."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--standalone",
-            "-m",
-            "sso_exp",
-            f"hydra.run.dir={tmp_path}/run",
-            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-            f"tracking.artifact_location={tmp_path}/art",
-            *ARGS,
-            *TWO_RANKS,
-            "schedule.iterations=1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
+    proc = run_module(
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sso_exp",
+        f"hydra.run.dir={tmp_path}/run",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.artifact_location={tmp_path}/art",
+        *ARGS,
+        *TWO_RANKS,
+        "schedule.iterations=1",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     name = "iter_1/pairs.jsonl"
