@@ -45,10 +45,7 @@ class TrackingConfig:
     uri: str = MISSING
     artifact_location: Optional[str] = None
     experiment_name: str = "sso-exp"
-    # named from the choices (presets name their own); MLflow's default is a random name
-    run_name: Optional[str] = (
-        "${hydra:runtime.choices.mode}-${hydra:runtime.choices.loss}-${hydra:runtime.choices.model}"
-    )
+    run_name: Optional[str] = None  # None: MLflow's random name (conf/config.yaml names runs)
 
 
 @dataclass

@@ -31,5 +31,5 @@ def test_two_iterations_on_the_embedded_model(tmp_path):
     assert len(table) == 3  # header, two iterations
     for row in table[1:]:
         # mean token log-prob of real text under SmolLM2 is far above uniform (-10.8)
-        onpol = [float(v) for v in row.split("|")[8:11]]
+        onpol = [float(v.split("±")[0]) for v in row.split("|")[8:11]]  # mean ± 95%
         assert all(-5 < v < 0 for v in onpol), row

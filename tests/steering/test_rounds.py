@@ -53,21 +53,21 @@ def test_the_logprob_filter_scores_the_kept_records(tmp_path):
     cfg = compose_cfg(tmp_path, "filter=logprob")
     asked = []
 
-    def scorer(records, names):  # record 0 follows every rule, record 1 breaks the order
+    def scorer(records, names):  # 1 breaks the order; 0 and 2 follow it, 2 with wider gaps
         asked.append((len(records), tuple(names)))
-        means = {n: [0.0, 0.0] for n in names}
+        means = {n: [0.0, 0.0, 0.0] for n in names}
         means.update(
-            main_chosen=[-2.0, -2.0],
-            p_chosen=[-1.0, -3.0],
-            n_rejected=[-3.0, -1.0],
-            main_rejected=[-2.0, -2.0],
-            pminus_yminus=[-1.0, -2.5],
-            p_rejected=[-3.0, -3.0],
+            main_chosen=[-2.0, -2.0, -2.0],
+            p_chosen=[-1.0, -3.0, -0.5],
+            n_rejected=[-3.0, -1.0, -3.5],
+            main_rejected=[-2.0, -2.0, -2.0],
+            pminus_yminus=[-1.0, -2.5, -0.5],
+            p_rejected=[-3.0, -3.0, -3.5],
         )
-        return {n: SeqLogps(torch.tensor(v), torch.ones(2)) for n, v in means.items()}
+        return {n: SeqLogps(torch.tensor(v), torch.ones(3)) for n, v in means.items()}
 
-    rnd = build_round(
-        ScriptedSampler(), ["q1", "q2"], cfg.principle, cfg.filter, 9, (42, 1, ""), scorer
-    )
-    assert asked and asked[0][0] == 2
-    assert [r["instruction"] for r in rnd.kept] == ["q1"] and rnd.drops["logprob_order"] == 1
+    queries = ["q1", "q2", "q3"]
+    rnd = build_round(ScriptedSampler(), queries, cfg.principle, cfg.filter, 9, (42, 1, ""), scorer)
+    assert asked and asked[0][0] == 3
+    assert [r["instruction"] for r in rnd.kept] == ["q3"]
+    assert rnd.drops["logprob_order"] == 1 and rnd.drops["logprob_gap"] == 1
