@@ -34,7 +34,7 @@ class NucleusSampler(LogitsProcessor):
 
     def __init__(self, temperature: float, top_p: float, candidates: int, seeds: Sequence[int]):
         self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
-        self.streams = [torch.Generator().manual_seed(s) for s in seeds]
+        self.seeds, self.streams = list(seeds), []
 
     def draw(self, top: Tensor, idx: Tensor, uniform: Tensor) -> Tensor:
         """A token id per row from the nucleus of its probabilities sorted descending."""
@@ -44,9 +44,10 @@ class NucleusSampler(LogitsProcessor):
         return idx.gather(1, race.argmax(-1, keepdim=True)).squeeze(1)
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
-        vocab = scores.shape[-1]
-        uniform = torch.stack([torch.rand(vocab, generator=g) for g in self.streams])
-        uniform = uniform.to(scores.device)
+        vocab, device = scores.shape[-1], scores.device
+        if not self.streams:  # on the logits' device: no vocabulary-sized copies per step
+            self.streams = [torch.Generator(device).manual_seed(s) for s in self.seeds]
+        uniform = torch.stack([torch.rand(vocab, generator=g, device=device) for g in self.streams])
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
         top, idx = probs.topk(min(self.candidates, vocab), dim=-1)
         tokens = self.draw(top, idx, uniform)
