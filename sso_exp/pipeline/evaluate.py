@@ -43,30 +43,38 @@ def make_judge(judge: Any, model_cfg: ModelConfig, policy, tok):
     return instantiate(judge)(policy, tok, model_cfg)
 
 
+def _answering(task: Any, e: EvalConfig) -> Dict[str, int]:
+    """The policy's answers: the task's own token budget, the shared batch size."""
+    return {"max_new_tokens": task.max_new_tokens, "batch_size": e.batch_size}
+
+
 def _signal(model, tok, judge, e: EvalConfig, records):
     return tasks.signal_accuracy(records, judge) if records else None
 
 
 def _alpaca(model, tok, judge, e: EvalConfig, records):
     t = e.alpaca
-    gen = {"max_new_tokens": t.max_new_tokens, "batch_size": e.batch_size}
     return tasks.alpaca_eval(
-        model, tok, judge, t.path, limit=t.limit, difficulty_file=t.difficulty_file, **gen
+        model,
+        tok,
+        judge,
+        t.path,
+        limit=t.limit,
+        difficulty_file=t.difficulty_file,
+        **_answering(t, e),
     )
 
 
 def _mt_bench(model, tok, judge, e: EvalConfig, records):
     t = e.mt_bench
-    gen = {"max_new_tokens": t.max_new_tokens, "batch_size": e.batch_size}
     return tasks.mt_bench(
-        model, tok, judge, t.path, limit=t.limit, reference_path=t.reference, **gen
+        model, tok, judge, t.path, limit=t.limit, reference_path=t.reference, **_answering(t, e)
     )
 
 
 def _gsm8k(model, tok, judge, e: EvalConfig, records):
     t = e.gsm8k
-    gen = {"max_new_tokens": t.max_new_tokens, "batch_size": e.batch_size}
-    return tasks.gsm8k(model, tok, t.path, limit=t.limit, **gen)
+    return tasks.gsm8k(model, tok, t.path, limit=t.limit, **_answering(t, e))
 
 
 # one runner per task of config.evaluation.TASKS (test_evaluate checks they match)

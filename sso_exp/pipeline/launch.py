@@ -11,22 +11,14 @@ import logging
 import os
 import threading
 import time
-from typing import Any
 
 from ..config import SSOConfig, TrainerConfig
 from ..distributed import broadcast, world
 from ..errors import ConfigError
-from ..training.fit import check_trainer
+from ..training.fit import check_trainer, strategy_name
 
 log = logging.getLogger(__name__)
 SPAWNING = ("ddp_spawn", "ddp_notebook", "ddp_fork")  # ranks live inside `fit` only
-
-
-def strategy_name(strategy: Any) -> str:
-    """'ddp', 'fsdp', 'ddp_spawn', ... or the class named by a `_target_`."""
-    if isinstance(strategy, dict):
-        return str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
-    return str(strategy).lower()
 
 
 def fabric(t: TrainerConfig):
@@ -78,8 +70,9 @@ def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
     if launcher.world_size == 1:
         return cfg
     check_devices(t, launcher.world_size // t.num_nodes)
-    external = "LOCAL_RANK" in os.environ or "TORCHELASTIC_RUN_ID" in os.environ
-    if sweeping and not external:
+    torchrun = "TORCHELASTIC_RUN_ID" in os.environ
+    started_by_lightning = not torchrun and int(os.environ.get("LOCAL_RANK", "0")) > 0
+    if sweeping and not torchrun and "LOCAL_RANK" not in os.environ:
         raise ConfigError(
             "config key 'trainer.devices': a sweep (-m) runs its jobs one after another in "
             "this process; start an N-rank sweep under torchrun, or run the jobs one by one"
@@ -88,9 +81,8 @@ def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
         launcher.launch()
     except ValueError as err:  # torchrun started another number of processes
         raise ConfigError(f"config key 'trainer.devices': {err}") from None
-    if "LOCAL_RANK" in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
-        if int(os.environ["LOCAL_RANK"]) > 0:
-            _exit_with_parent()
+    if started_by_lightning:
+        _exit_with_parent()
     cfg.output_dir = broadcast(cfg.output_dir)
     log.info("rank %d of %d, working in %s", launcher.global_rank, world(), cfg.output_dir)
     return cfg

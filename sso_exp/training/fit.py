@@ -39,6 +39,13 @@ def callbacks(t: TrainerConfig) -> List[pl.Callback]:
     return built
 
 
+def strategy_name(strategy: Any) -> str:
+    """'ddp', 'fsdp', 'ddp_spawn', ... or the class named by a `_target_`."""
+    if isinstance(strategy, dict):
+        return str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
+    return str(strategy).lower()
+
+
 def hardware(t: TrainerConfig) -> Dict[str, Any]:
     """The Trainer's accelerator, devices, nodes, strategy and precision (bf16-true is ours:
     Lightning runs it as 32-true)."""
@@ -60,7 +67,7 @@ def check_trainer(t: TrainerConfig) -> None:
             f"config key 'trainer.accelerator': '{t.accelerator}', but this machine has no "
             "GPU that torch can use; on a CPU use trainer=default, or trainer=ddp for ranks"
         )
-    if "fsdp" in str(t.strategy).lower():
+    if "fsdp" in strategy_name(t.strategy):
         raise ConfigError(
             "config key 'trainer.strategy': FSDP is not supported yet: after training every "
             "rank needs the full parameters to sample the next iteration, and sso-exp does "
