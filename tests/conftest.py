@@ -15,6 +15,9 @@ from hydra.core.hydra_config import HydraConfig
 from sso_exp.config import compose
 from sso_exp.models.loading import load_policy
 
+# trainer.precision=auto and compile=auto mean 32-true uncompiled in the suite (and in the
+# runs it starts): its numbers and times do not depend on the machine it lands on.
+os.environ["SSO_EXP_AUTO"] = "off"
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # small files made for the tests

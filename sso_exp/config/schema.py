@@ -11,6 +11,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from ..errors import require_choice
 from .evaluation import EvalConfig, RMConfig
+from .machine import resolve
 from .model import ModelConfig
 from .steering import FilterConfig, GenerationConfig, PrincipleConfig
 from .training import LossConfig, ObjectiveConfig, ScheduleConfig, ScoringConfig, TrainerConfig
@@ -92,4 +93,6 @@ def validate(cfg: DictConfig) -> SSOConfig:
     dataclasses (missing values, ranges). Errors name the offending key."""
     if "hydra" in cfg:  # present when composed with return_hydra_config (tests)
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SSOConfig), cfg))
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SSOConfig), cfg))
+    config.trainer = resolve(config.trainer)  # auto precision and compile, for this machine
+    return config

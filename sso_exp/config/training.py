@@ -11,7 +11,7 @@ from ..errors import require, require_choice
 
 BASE_LOSSES = ("dpo", "ipo", "simpo", "orpo")
 MALLOPT_MAX_KB = (2**31 - 1) // 1024
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
 
 @dataclass
@@ -126,8 +126,9 @@ class TrainerConfig:
     # auto | ddp_spawn | deepspeed_stage_2 | a strategy built by Hydra from its _target_
     strategy: Any = "auto"
     # bf16-mixed: autocast over fp32 weights; bf16-true: bf16 weights, fp32 master copies
-    # in the optimizer. Either way log-softmax, log-probs and the loss stay fp32.
-    precision: str = "32-true"
+    # in the optimizer. Either way log-softmax, log-probs and the loss stay fp32. auto:
+    # bf16-true where bf16 is fast and a compiler is present, else 32-true (config/machine.py)
+    precision: str = "auto"
     # Lightning callbacks built by Hydra, by name (null drops one)
     callbacks: Dict[str, Any] = field(
         default_factory=lambda: {
@@ -135,7 +136,7 @@ class TrainerConfig:
         }
     )
     gradient_checkpointing: bool = True  # keep layer inputs, recompute in backward
-    compile: bool = False  # torch.compile the decoder layers while training
+    compile: Any = "auto"  # true | false | auto: torch.compile the decoder layers in training
     logps_chunk: int = 512  # response positions per vocabulary projection (0: all at once)
     # glibc's heap (training/heap.py), None: its default
     malloc_mmap_threshold_kb: Optional[int] = None
@@ -146,6 +147,11 @@ class TrainerConfig:
             self.precision in PRECISIONS,
             "trainer.precision",
             f"'{self.precision}' is not one of {', '.join(PRECISIONS)}",
+        )
+        require(
+            self.compile in (True, False, "auto"),
+            "trainer.compile",
+            f"'{self.compile}' is not one of true, false, auto",
         )
         require(self.logps_chunk >= 0, "trainer.logps_chunk", "must be >= 0")
         for key in ("malloc_mmap_threshold_kb", "malloc_trim_threshold_kb"):

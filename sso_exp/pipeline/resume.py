@@ -13,15 +13,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, List, Optional
 
+from hydra.core.hydra_config import HydraConfig
+
 from ..config import SSOConfig, flatten
 from ..distributed import is_main, on_main
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 # where and how a run starts, not what it computes: a run may go on with another number of
 # ranks (its pairs do not depend on it; schedule.batch_size is per rank)
 _NOT_COMPARED = ("output_dir", "resume", "trainer.devices", "trainer.num_nodes", "trainer.strategy")
+_STATE_KEYS = {  # what a state file must hold, and of which type
+    "run_id": (str, type(None)),
+    "step_offset": int,
+    "stages": dict,
+    "finished": bool,
+    "config": dict,
+}
+_DAMAGED = (
+    "it records which stages of this run finished. Restore it, or move the folder away; "
+    "resume=never starts afresh in it, overwriting its records"
+)
 
 
 def stage_key(iteration: int, name: str) -> str:
@@ -129,21 +142,49 @@ class Progress:
 
 
 def read_state(run_dir: Path) -> Optional[Dict[str, Any]]:
-    """The folder's state.json, or None when it has none that reads."""
+    """The folder's state.json, None when it has none; a damaged one is a DataError naming
+    the file (guessing would start afresh over the run's work or take the wrong stages)."""
+    path = run_dir / STATE_FILE
     try:
-        return json.loads((run_dir / STATE_FILE).read_text())
-    except (OSError, ValueError):
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot be read ({err}); {_DAMAGED}") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: line {err.lineno}: not JSON ({err.msg}); {_DAMAGED}") from None
+    bad = [
+        k
+        for k, kind in _STATE_KEYS.items()
+        if not isinstance(state, dict) or not isinstance(state.get(k), kind)
+    ]
+    if bad:
+        raise DataError(f"{path}: missing or mistyped {', '.join(bad)}; {_DAMAGED}")
+    return state
 
 
 def _resumable(run_dir: Path, identity: Dict[str, Any]) -> Optional[Progress]:
     """The folder's progress when it holds an unfinished run of this config and no live
-    process works in it."""
-    state = read_state(run_dir)
+    process works in it (a folder whose state is damaged is passed over, saying so)."""
+    try:
+        state = read_state(run_dir)
+    except DataError as err:
+        log.warning("not resuming from %s: %s", run_dir, err)
+        return None
     if not state or state["finished"] or state["config"] != identity:
         return None
     lock = _try_lock(run_dir)
     return Progress.from_state(run_dir, identity, state, lock) if lock else None
+
+
+def folder_named() -> bool:
+    """The run folder was named on the command line (hydra.run.dir, output_dir), not made
+    from the clock: the folders beside it are other runs, never this one's to take over."""
+    if not HydraConfig.initialized():
+        return False
+    overrides = HydraConfig.get().overrides
+    keys = [a.split("=", 1)[0].lstrip("+~") for a in [*overrides.hydra, *overrides.task]]
+    return "hydra.run.dir" in keys or "output_dir" in keys
 
 
 def _siblings(out_dir: Path) -> List[Path]:
@@ -154,8 +195,10 @@ def _siblings(out_dir: Path) -> List[Path]:
 
 def open_progress(cfg: SSOConfig) -> Progress:
     """The run folder to work in: with `resume=auto` this invocation's folder when it holds
-    a run of this config (a fixed hydra.run.dir), else the newest unfinished, unlocked folder
-    of the same config beside it (a killed run started again with the same command); with
+    an unfinished run of this config (a fixed hydra.run.dir; a finished one is refused, its
+    trained policies exist nowhere else), else, for a clock-named folder, the newest
+    unfinished, unlocked folder of the same config beside it (a killed run started again
+    with the same command); with
     `resume=<folder>` that folder (its config must match); with `resume=never`, or nothing
     to resume, this invocation's own folder, fresh. Rank 0 decides, locks the folder and
     writes its state; the other ranks receive its progress."""
@@ -182,8 +225,8 @@ def _find(cfg: SSOConfig, identity: Dict[str, Any], out_dir: Path) -> Progress:
         return _explicit(Path(cfg.resume), identity)
     if cfg.resume == "auto":
         if read_state(out_dir):  # a fixed run folder: the same run, or refuse
-            return _explicit(out_dir, identity, allow_finished=True)
-        for run_dir in _siblings(out_dir):
+            return _explicit(out_dir, identity, own=True)
+        for run_dir in [] if folder_named() else _siblings(out_dir):
             progress = _resumable(run_dir, identity)
             if progress:
                 return progress
@@ -193,17 +236,21 @@ def _find(cfg: SSOConfig, identity: Dict[str, Any], out_dir: Path) -> Progress:
     return Progress(out_dir, identity, lock=lock)
 
 
-def _explicit(run_dir: Path, identity: Dict[str, Any], allow_finished: bool = False) -> Progress:
-    """The progress of a named folder; a different config is refused, naming the keys. A
-    finished run in this invocation's own folder is started afresh (as before resume)."""
+def _explicit(run_dir: Path, identity: Dict[str, Any], own: bool = False) -> Progress:
+    """The progress of a named folder (`own`: this invocation's); a finished run or a
+    different config is refused, naming the keys."""
     saved = read_state(run_dir)
     if saved is None:
         raise ConfigError(
-            f"config key 'resume': {run_dir} holds no resumable run (no readable {STATE_FILE})"
+            f"config key 'resume': {run_dir} holds no resumable run (no {STATE_FILE})"
         )
-    if saved["finished"] and not allow_finished:
-        raise ConfigError(f"config key 'resume': the run in {run_dir} has finished")
-    diff = [] if saved["finished"] else config_diff(saved["config"], identity)
+    if saved["finished"]:
+        raise ConfigError(
+            f"config key '{'output_dir' if own else 'resume'}': the run in {run_dir} has "
+            "finished; starting again there would overwrite its trained policies. Name another "
+            "folder (hydra.run.dir=...), or pass resume=never to start afresh in it"
+        )
+    diff = config_diff(saved["config"], identity)
     if diff:
         raise ConfigError(
             f"config key 'resume': {run_dir} was run with a different config; "
@@ -212,6 +259,4 @@ def _explicit(run_dir: Path, identity: Dict[str, Any], allow_finished: bool = Fa
     lock = _try_lock(run_dir)
     if lock is None:
         raise ConfigError(f"config key 'resume': {run_dir} is in use by a running job")
-    if saved["finished"]:
-        return Progress(run_dir, identity, lock=lock)
     return Progress.from_state(run_dir, identity, saved, lock)

@@ -21,39 +21,60 @@ from ..models.generate import generate_texts
 Chat = Tuple[Optional[str], str]  # (system prompt or None, user message)
 
 
+MASK32 = 0xFFFFFFFF
+
+
+def mix32(x: Tensor) -> Tensor:
+    """A 32-bit integer hash (lowbias32) on int64 tensors holding values < 2**32: the low 32
+    bits of each product are exact even where the int64 product wraps."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & MASK32
+    return x ^ (x >> 16)
+
+
+def uniforms(keys: Tensor, ids: Tensor) -> Tensor:
+    """A uniform in (0, 1) per (row key, token id): counter-based, so a row's noise for a
+    token is the same whatever other tokens are looked at, and only the looked-at ones cost."""
+    h = mix32(mix32(keys.unsqueeze(-1) ^ ids))
+    return (h.double() + 0.5) / 2.0**32
+
+
 class NucleusSampler(LogitsProcessor):
     """Exact temperature + top-p sampling as a logits step: each row's token is drawn from
     its nucleus (the most probable tokens whose mass before them is < top_p, as HF's
     TopPLogitsWarper keeps), searched among the top `candidates` tokens and over the whole
     vocabulary for a row whose nucleus is wider. The draw is a Gumbel-max race whose noise
-    each row takes from its own random stream, one value per vocabulary id per step: a
-    sequence's tokens do not depend on the rows beside it, the batch size or the rank that
-    samples it, and tiny differences in the logits (another batch's padding) change a draw
-    only when two tokens nearly tie in the race. The returned row lets only the drawn token
-    win, so `generate` runs greedily and never samples the full vocabulary."""
+    is a hash of (row seed, step, token id): a sequence's tokens do not depend on the rows
+    beside it, the batch size or the rank that samples it, and tiny differences in the
+    logits (another batch's padding) change a draw only when two tokens nearly tie in the
+    race. Hashing only the candidates keeps the noise off the step's cost (a generator
+    stream per row had to draw a value for every vocabulary id). The returned row lets only
+    the drawn token win, so `generate` runs greedily and never samples the full vocabulary."""
 
     def __init__(self, temperature: float, top_p: float, candidates: int, seeds: Sequence[int]):
         self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
-        self.seeds, self.streams = list(seeds), []
+        s = torch.tensor(list(seeds), dtype=torch.long)  # 63-bit stream seeds, folded to 32
+        self.seeds = mix32(s & MASK32) ^ (s >> 32)
+        self.step = 0
 
-    def draw(self, top: Tensor, idx: Tensor, uniform: Tensor) -> Tensor:
+    def draw(self, top: Tensor, idx: Tensor, keys: Tensor) -> Tensor:
         """A token id per row from the nucleus of its probabilities sorted descending."""
         keep = (top.cumsum(-1) - top) < self.top_p
-        gumbel = -(-uniform.gather(1, idx).log()).log()
-        race = torch.where(keep, top.log() + gumbel, float("-inf"))
+        gumbel = -(-uniforms(keys, idx).log()).log()
+        race = torch.where(keep, top.double().log() + gumbel, float("-inf"))
         return idx.gather(1, race.argmax(-1, keepdim=True)).squeeze(1)
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
-        vocab, device = scores.shape[-1], scores.device
-        if not self.streams:  # on the logits' device: no vocabulary-sized copies per step
-            self.streams = [torch.Generator(device).manual_seed(s) for s in self.seeds]
-        uniform = torch.stack([torch.rand(vocab, generator=g, device=device) for g in self.streams])
+        keys = mix32(self.seeds.to(scores.device) ^ self.step)
+        self.step += 1
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
-        top, idx = probs.topk(min(self.candidates, vocab), dim=-1)
-        tokens = self.draw(top, idx, uniform)
+        top, idx = probs.topk(min(self.candidates, scores.shape[-1]), dim=-1)
+        tokens = self.draw(top, idx, keys)
         wide = top.sum(-1) < self.top_p  # the nucleus reaches past the candidates
         if wide.any():
-            tokens[wide] = self.draw(*probs[wide].sort(dim=-1, descending=True), uniform[wide])
+            tokens[wide] = self.draw(*probs[wide].sort(dim=-1, descending=True), keys[wide])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(1, tokens.unsqueeze(1), 0.0)
 

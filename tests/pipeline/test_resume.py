@@ -7,9 +7,18 @@ import pickle
 import pytest
 
 from conftest import compose_cfg
-from sso_exp.errors import ConfigError
+from sso_exp.errors import ConfigError, DataError
 from sso_exp.pipeline import resume
 from sso_exp.pipeline.resume import STATE_FILE, config_diff, open_progress
+
+
+FOLDER_NAMED = resume.folder_named
+
+
+@pytest.fixture(autouse=True)
+def clock_named(monkeypatch):
+    """The runs here stand for clock-named folders (compose_cfg names one on its command line)."""
+    monkeypatch.setattr(resume, "folder_named", lambda: False)
 
 
 def cfg_in(tmp_path, run: str, *overrides: str):
@@ -85,14 +94,49 @@ def test_a_fixed_run_folder_with_another_config_is_refused(tmp_path):
         open_progress(cfg_in(tmp_path, "a", "loss.beta=0.3"))
 
 
-def test_a_fixed_folder_whose_run_finished_starts_afresh_but_is_not_resumed(tmp_path):
+def test_a_finished_run_is_refused_in_its_own_folder_unless_never_says_afresh(tmp_path):
     crashed = crashed_run(tmp_path)
     state = json.loads((crashed / STATE_FILE).read_text())
     (crashed / STATE_FILE).write_text(json.dumps({**state, "finished": True}))
-    with pytest.raises(ConfigError, match="has finished"):
+    with pytest.raises(ConfigError, match="config key 'resume'.*has finished"):
         open_progress(cfg_in(tmp_path, "b", f"resume={crashed}"))
-    fresh = open_progress(cfg_in(tmp_path, "a", "loss.beta=0.3"))
+    with pytest.raises(ConfigError, match="config key 'output_dir'.*overwrite"):
+        open_progress(cfg_in(tmp_path, "a", "loss.beta=0.3"))
+    assert json.loads((crashed / STATE_FILE).read_text())["finished"] is True  # untouched
+    fresh = open_progress(cfg_in(tmp_path, "a", "resume=never"))
     assert fresh.run_dir == crashed and not fresh.resumed and not fresh.stages
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [("\x00\x01garbage", "line 1: not JSON"), ('{"run_id": null, "stages": {}}', "step_offset")],
+)
+def test_a_damaged_state_file_stops_the_run_naming_it_and_changes_nothing(tmp_path, text, says):
+    crashed = crashed_run(tmp_path)
+    (crashed / STATE_FILE).write_text(text)
+    with pytest.raises(DataError, match=f"{STATE_FILE}: .*{says}"):
+        open_progress(cfg_in(tmp_path, "a"))
+    assert (crashed / STATE_FILE).read_text() == text
+    elsewhere = open_progress(cfg_in(tmp_path, "b"))  # passed over as a sibling
+    assert elsewhere.run_dir != crashed and not elsewhere.resumed
+
+
+def test_a_folder_is_named_by_hydra_run_dir_or_output_dir_on_the_command_line(tmp_path):
+    from sso_exp.config import compose
+
+    compose("model=tiny")
+    assert not FOLDER_NAMED()
+    compose("model=tiny", f"hydra.run.dir={tmp_path}")
+    assert FOLDER_NAMED()
+    compose_cfg(tmp_path, "model=tiny")  # names output_dir
+    assert FOLDER_NAMED()
+
+
+def test_a_folder_named_on_the_command_line_never_takes_over_a_sibling(tmp_path, monkeypatch):
+    crashed = crashed_run(tmp_path)
+    monkeypatch.setattr(resume, "folder_named", lambda: True)
+    progress = open_progress(cfg_in(tmp_path, "copy"))
+    assert progress.run_dir != crashed and not progress.resumed
 
 
 def test_the_other_ranks_get_rank_0s_progress_without_the_lock_and_never_write(

@@ -1,0 +1,74 @@
+"""`trainer.precision=auto` and `trainer.compile=auto` resolved against the machine: bf16
+weights and compiled layers where bf16 matmuls are fast (a CPU with AMX or AVX-512 bf16, a
+GPU with bf16) and a compiler is present, else float32 uncompiled, which is faster where bf16
+is emulated (an AVX2-only CPU runs bf16 matmuls below its float32 speed).
+`SSO_EXP_AUTO=off` makes auto mean 32-true uncompiled on any machine (the test suite sets it,
+so its numbers and times do not depend on the machine it lands on)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import os
+import shutil
+from typing import Tuple
+
+import torch
+
+from .training import TrainerConfig
+
+log = logging.getLogger(__name__)
+
+
+def on_gpu(t: TrainerConfig) -> bool:
+    return t.accelerator in ("gpu", "cuda") or (
+        t.accelerator == "auto" and torch.cuda.is_available()
+    )
+
+
+def fast_bf16(t: TrainerConfig) -> Tuple[bool, str]:
+    """Whether bf16 matmuls run natively where training runs, and what says so."""
+    if on_gpu(t):
+        ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return ok, "GPU with bf16" if ok else "GPU without bf16"
+    cpu = torch.cpu
+    if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+        return True, "CPU with AMX"
+    if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+        return True, "CPU with AVX-512 bf16"
+    return False, "CPU without AMX or AVX-512 bf16"
+
+
+def has_compiler(t: TrainerConfig) -> bool:
+    """torch.compile's backend can build kernels: Triton on a GPU, a C++ compiler on a CPU."""
+    if on_gpu(t):
+        return importlib.util.find_spec("triton") is not None
+    names = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    return any(n and shutil.which(n) for n in names)
+
+
+def resolve(t: TrainerConfig) -> TrainerConfig:
+    """The trainer config with `auto` precision and compile decided, the choice logged.
+    Several processes get bf16-mixed (bf16-true keeps fp32 master copies in one process)."""
+    if "auto" not in (t.precision, t.compile):
+        return t
+    fast, why = fast_bf16(t)
+    compiler = has_compiler(t)
+    one = t.devices == 1 and t.num_nodes == 1
+    if os.environ.get("SSO_EXP_AUTO") == "off":
+        fast, why = False, "SSO_EXP_AUTO=off"
+    precision = t.precision
+    if precision == "auto":
+        precision = ("bf16-true" if one else "bf16-mixed") if fast and compiler else "32-true"
+    compile_ = t.compile
+    if compile_ == "auto":
+        compile_ = fast and compiler and one
+    log.info(
+        "trainer.precision=%s, trainer.compile=%s (%s, %s)",
+        precision,
+        compile_,
+        why,
+        "compiler found" if compiler else "no compiler",
+    )
+    return dataclasses.replace(t, precision=precision, compile=compile_)

@@ -1,0 +1,46 @@
+"""`auto` precision and compile follow the machine: bf16 weights and compiled layers only
+where bf16 matmuls are native and a compiler exists, bf16-mixed across processes, and
+SSO_EXP_AUTO=off pins float32."""
+
+import pytest
+import torch
+
+from sso_exp.config import TrainerConfig
+from sso_exp.config import machine
+
+
+@pytest.fixture
+def cpu(monkeypatch):
+    """A CPU whose bf16 units and compiler the test chooses."""
+
+    def make(amx: bool, compiler: bool):
+        monkeypatch.delenv("SSO_EXP_AUTO", raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+        monkeypatch.setattr(machine.shutil, "which", lambda name: compiler and "/usr/bin/cc")
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "amx, compiler, devices, want",
+    [
+        (True, True, 1, ("bf16-true", True)),
+        (True, True, 2, ("bf16-mixed", False)),
+        (True, False, 1, ("32-true", False)),
+        (False, True, 1, ("32-true", False)),
+    ],
+)
+def test_auto_picks_bf16_and_compile_only_where_both_are_fast(cpu, amx, compiler, devices, want):
+    cpu(amx, compiler)
+    t = machine.resolve(TrainerConfig(devices=devices))
+    assert (t.precision, t.compile) == want
+
+
+def test_explicit_choices_are_kept_and_the_switch_pins_float32(cpu, monkeypatch):
+    cpu(True, True)
+    t = machine.resolve(TrainerConfig(precision="bf16-mixed", compile=False))
+    assert (t.precision, t.compile) == ("bf16-mixed", False)
+    monkeypatch.setenv("SSO_EXP_AUTO", "off")
+    t = machine.resolve(TrainerConfig())
+    assert (t.precision, t.compile) == ("32-true", False)
