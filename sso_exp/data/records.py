@@ -27,13 +27,28 @@ RECORD_FIELDS = (
 )
 
 
+def _utf8(path: Path, lineno: int, raw: bytes) -> str:
+    """The text of `raw` (from line `lineno` on); a file in another encoding (UTF-16, binary)
+    is named with the line and column of its first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = lineno + raw.count(b"\n", 0, err.start)
+        column = err.start - raw.rfind(b"\n", 0, err.start)
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {column}); "
+            "save the file as UTF-8"
+        ) from None
+
+
 def read_jsonl(path: str | Path) -> Iterator[Tuple[int, dict]]:
     """(line number, object) for each non-blank line; errors name the file and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = _utf8(path, lineno, raw)
             if not line.strip():
                 continue
             try:
@@ -102,7 +117,7 @@ def read_records(path: str | Path) -> List[Dict]:
         if not path.is_file():
             raise DataError(f"{path}: file not found")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_utf8(path, 1, path.read_bytes()))
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
         rows = list(enumerate(data if isinstance(data, list) else [data], 1))

@@ -39,6 +39,23 @@ def test_bad_prompt_files_name_file_and_line(tmp_path, text, match):
         load_prompts(str(f))
 
 
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        (
+            '{"prompt": "a"}\n'.encode("utf-16"),
+            r"q.jsonl:1: not UTF-8 text \(byte 0xff at column 1\)",
+        ),
+        (b'{"prompt": "a"}\n{"prompt": "\x80\x00"}\n', r"q.jsonl:2: not UTF-8 text .*column 13"),
+    ],
+)
+def test_a_prompt_file_not_in_utf8_names_file_line_and_byte(tmp_path, raw, match):
+    f = tmp_path / "q.jsonl"
+    f.write_bytes(raw)
+    with pytest.raises(DataError, match=match):
+        load_prompts(str(f))
+
+
 def test_missing_prompt_file(tmp_path):
     with pytest.raises(DataError, match="nope.jsonl: file not found"):
         load_prompts(str(tmp_path / "nope.jsonl"))
