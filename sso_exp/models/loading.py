@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -29,7 +30,7 @@ from transformers import (
 
 from ..config import ModelConfig
 from ..distributed import is_main
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,27 @@ def load_reward_model(cfg: ModelConfig, seed: int = 0, checkpoint: Optional[str]
     return rm, tok
 
 
+def checkpoint_problem(path: str | Path) -> Optional[str]:
+    """What keeps a saved model folder from loading (None: its weights read): no
+    safetensors file, or one cut short (a full disk, a kill during a copy)."""
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        return f"{path}: no *.safetensors weights"
+    for file in files:
+        try:
+            with safe_open(str(file), "pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            return f"{file}: damaged ({err})"
+    return None
+
+
 def load_checkpoint(path: str | Path, cfg: ModelConfig):
     """A saved policy (safetensors only) and its tokenizer, loaded as `cfg` says (dtype,
-    attention kernel, remote code)."""
+    attention kernel, remote code); a damaged folder is a DataError naming the file."""
+    problem = checkpoint_problem(path)
+    if problem:
+        raise DataError(problem)
     model = AutoModelForCausalLM.from_pretrained(
         path,
         dtype=DTYPES[cfg.dtype],
@@ -179,9 +198,18 @@ def load_checkpoint(path: str | Path, cfg: ModelConfig):
 
 
 def save_model(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> None:
-    """Weights as safetensors, and the tokenizer beside them; rank 0 alone writes (the
-    ranks' weights are the same)."""
+    """Weights as safetensors, and the tokenizer beside them, written beside the folder
+    and moved in whole (a kill leaves the old folder or none, never half of one); rank 0
+    alone writes (the ranks' weights are the same)."""
     if not is_main():
         return
-    model.save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 from ..config import SSOConfig
 from ..data.records import load_prompts, read_records
 from ..models.device import device
-from ..models.loading import load_checkpoint, load_policy
+from ..models.loading import checkpoint_problem, load_checkpoint, load_policy
 from ..tracking.mlflow_run import RunLogger
 from ..training.objectives import generator_objective
 from .evaluate import evaluate, make_judge
@@ -172,6 +172,19 @@ def latest_checkpoint(progress: Progress, name: str, stage: str) -> Optional[Pat
     return None if last is None else progress.run_dir / f"iter_{last}" / name
 
 
+def verify_checkpoints(progress: Progress) -> None:
+    """A resumed run trusts a saved model only when its weights read: the training stage
+    that wrote a damaged one is done again, and every stage after it, saying so."""
+    for name, stage in (("policy", "train"), ("generator", "generator_train")):
+        while (saved := latest_checkpoint(progress, name, stage)) is not None:
+            problem = checkpoint_problem(saved)
+            if problem is None:
+                break
+            last = progress.last_iteration(stage)
+            log.warning("%s; doing iteration %d's %s stage again", problem, last, stage)
+            progress.forget_from(stage_key(last, stage))
+
+
 def load_models(cfg: SSOConfig, progress: Progress):
     """The policy (and v2's generator) as the last finished training left them."""
     saved = latest_checkpoint(progress, "policy", "train")
@@ -191,6 +204,7 @@ def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
     again with the same command goes on where it stopped (`resume`, pipeline/resume.py)."""
     prompts = load_prompts(cfg.data.prompts)
     progress = open_progress(cfg)
+    verify_checkpoints(progress)
     with tracked_run(cfg, progress=progress) as (run_dir, logger, rows):
         model, tok, generator = load_models(cfg, progress)
         judge = (

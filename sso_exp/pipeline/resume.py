@@ -81,6 +81,7 @@ class Progress:
     stages: Dict[str, Dict[str, float]] = field(default_factory=dict)
     finished: bool = False
     lock: Optional[IO] = field(default=None, repr=False)
+    starts: Dict[str, int] = field(default_factory=dict)  # each stage's step offset before it
 
     @property
     def resumed(self) -> bool:
@@ -102,8 +103,19 @@ class Progress:
         return max(done) if done else None
 
     def finish(self, stage: str, result: Dict[str, float], step_offset: int) -> None:
+        self.starts[stage] = self.step_offset
         self.stages[stage] = {k: float(v) for k, v in result.items()}
         self.step_offset = step_offset
+        self.save()
+
+    def forget_from(self, stage: str) -> None:
+        """Mark `stage` and every stage finished after it as not done (what it wrote is
+        damaged), training steps counted from where it began."""
+        later = list(self.stages)[list(self.stages).index(stage) :]
+        self.step_offset = self.starts.get(stage, self.step_offset)
+        for key in later:
+            self.stages.pop(key)
+            self.starts.pop(key, None)
         self.save()
 
     def save(self) -> None:
@@ -115,6 +127,7 @@ class Progress:
             "stages": self.stages,
             "finished": self.finished,
             "config": self.identity,
+            "starts": self.starts,
         }
         tmp = self.run_dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=1))
@@ -138,6 +151,7 @@ class Progress:
             state["stages"],
             state["finished"],
             lock,
+            state.get("starts", {}),
         )
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from conftest import compose_cfg
+from sso_exp.errors import DataError
 from sso_exp.models.loading import (
     ModelNotAvailable,
     check_available,
@@ -36,6 +37,21 @@ def test_local_folder_is_a_model(tmp_path, tiny):
     assert tok2.chat_template == tok.chat_template
     for a, b in zip(model.parameters(), again.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_saved_folder_is_replaced_whole_and_a_damaged_one_is_named(tmp_path, tiny):
+    model, tok = tiny
+    save_model(model, tok, tmp_path / "ckpt")
+    save_model(model, tok, tmp_path / "ckpt")  # over an existing one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary left
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    cfg = compose_cfg(tmp_path, "model=tiny")
+    with pytest.raises(DataError, match="model.safetensors: damaged"):
+        load_checkpoint(tmp_path / "ckpt", cfg.model)
+    weights.unlink()
+    with pytest.raises(DataError, match="ckpt: no \\*.safetensors weights"):
+        load_checkpoint(tmp_path / "ckpt", cfg.model)
 
 
 def test_attention_kernel_comes_from_the_config(tmp_path, tiny):

@@ -149,3 +149,21 @@ def test_the_other_ranks_get_rank_0s_progress_without_the_lock_and_never_write(
     monkeypatch.setattr(resume, "is_main", lambda: False)
     sent.finish("iter_1/train", {}, 5)  # only rank 0 writes the state
     assert "iter_1/train" not in json.loads((live.run_dir / STATE_FILE).read_text())["stages"]
+
+
+def test_a_damaged_checkpoint_is_trained_again_from_where_its_stage_began(tmp_path, tiny):
+    from sso_exp.models.loading import save_model
+    from sso_exp.pipeline.online import verify_checkpoints
+
+    progress = open_progress(cfg_in(tmp_path, "a"))
+    for stage, offset in (("iter_1/sample", 0), ("iter_1/train", 4), ("iter_2/sample", 4)):
+        progress.finish(stage, {}, offset)
+    save_model(*tiny, progress.run_dir / "iter_1" / "policy")
+    verify_checkpoints(progress)
+    assert progress.done("iter_2/sample")  # intact: trusted
+    weights = progress.run_dir / "iter_1" / "policy" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    verify_checkpoints(progress)
+    assert list(progress.stages) == ["iter_1/sample"] and progress.step_offset == 0
+    saved = json.loads((progress.run_dir / STATE_FILE).read_text())
+    assert list(saved["stages"]) == ["iter_1/sample"] and saved["step_offset"] == 0
