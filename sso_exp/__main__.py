@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from .config import compose, register, validate
-from .errors import ConfigError, SSOError
+from .errors import ConfigError, SSOError, Stopped
 from .pipeline.evaluate import run_eval
 from .pipeline.inputs import check_inputs
 from .pipeline.launch import start_ranks
@@ -68,6 +68,9 @@ def main(cfg: DictConfig) -> Optional[float]:
         log.error("%s", err)
         if not in_multirun():
             sys.exit(2)
+    except Stopped as stop:  # the whole sweep stops too
+        log.error("%s: the run is marked KILLED; the same command resumes it", stop)
+        sys.exit(128 + stop.signum)
     except Exception:
         if not in_multirun():
             raise

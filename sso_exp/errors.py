@@ -16,6 +16,16 @@ class DataError(SSOError, ValueError):
     """Bad input data; the message names the file and line."""
 
 
+class Stopped(BaseException):
+    """SIGINT or SIGTERM (a scheduler pre-empting the job) arrived: the run is closed as
+    KILLED and can be resumed. A BaseException that is not KeyboardInterrupt, so Lightning
+    passes it on after its teardown (it turns Ctrl-C into an exit of its own)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
 def require(ok: bool, key: str, msg: str) -> None:
     """Raise a ConfigError naming `key` unless `ok`."""
     if not ok:

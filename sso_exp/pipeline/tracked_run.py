@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -14,7 +16,7 @@ from omegaconf import OmegaConf
 
 from ..config import SSOConfig
 from ..distributed import is_main
-from ..errors import SSOError
+from ..errors import SSOError, Stopped
 from ..models.device import autocast
 from ..tracking.mlflow_run import IdleLogger, RunLogger, start_run
 from ..tracking.provenance import data_files, provenance, provenance_tags
@@ -56,13 +58,35 @@ def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> Run
 
 
 @contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Stopped wherever the work is (training included); a second
+    one while the run closes acts as Python's default would."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Stopped(signum)
+
+    before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
 def tracked_run(
     cfg: SSOConfig, columns: Sequence[Column] = COLUMNS, progress: Optional[Progress] = None
 ) -> Iterator[Tuple[Path, RunLogger, List[Dict[str, float]]]]:
     """The run folder (a resumed one when `progress` says so), its MLflow run and the
     summary rows; on the way out the summary is printed and logged, and the run closed
-    FINISHED, FAILED or KILLED. The work inside runs under the trainer's autocast, so
-    sampling and scoring match training's precision. Rank 0 alone writes and tracks."""
+    FINISHED, FAILED or KILLED (SIGINT, SIGTERM). The work inside runs under the trainer's
+    autocast, so sampling and scoring match training's precision. Rank 0 alone writes and
+    tracks."""
     run_dir = progress.run_dir if progress is not None else Path(cfg.output_dir)
     if is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -73,12 +97,12 @@ def tracked_run(
     rows: List[Dict[str, float]] = []
     status = "FAILED"
     try:
-        with autocast(cfg.trainer):
+        with stop_on_signals(), autocast(cfg.trainer):
             yield run_dir, logger, rows
         status = "FINISHED"
         if progress is not None:
             progress.finished = True
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped):
         status = "KILLED"
         raise
     finally:

@@ -5,8 +5,7 @@ SSO_EXP_AUTO=off pins float32."""
 import pytest
 import torch
 
-from sso_exp.config import TrainerConfig
-from sso_exp.config import machine
+from sso_exp.config import TrainerConfig, machine
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from sso_exp.errors import ConfigError, DataError
 from sso_exp.pipeline import resume
 from sso_exp.pipeline.resume import STATE_FILE, config_diff, open_progress
 
-
 FOLDER_NAMED = resume.folder_named
 
 

@@ -75,23 +75,21 @@ def logged_steps(tmp, key="loss"):
     return len(client.get_metric_history(r.info.run_id, key))
 
 
-def kill_when(tmp, ready, timeline):
-    """Start the run, SIGKILL it as soon as `ready()` holds."""
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        command(tmp),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
+def kill_when(tmp, ready, timeline, signum=signal.SIGKILL):
+    """Start the run, send it `signum` as soon as `ready()` holds; its exit code and output."""
+    start, log = time.monotonic(), tmp / "out.log"  # a file: a full pipe would block the run
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command(tmp), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     while not ready():
         assert proc.poll() is None, "the run ended before the kill"
         assert time.monotonic() - start < 300
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, signum)
+    proc.wait(timeout=120)
     timeline.append(f"killed at {time.monotonic() - start:.1f}s with stages {list(stages(tmp))}")
+    return proc.returncode, log.read_text()
 
 
 def history(tmp):
@@ -148,15 +146,31 @@ def test_killed_while_sampling_iteration_2(tmp_path, reference):
     print("\n".join(timeline + [f"resumed and finished in {took:.1f}s"]))
 
 
+def training_iteration_2(tmp):
+    return "iter_2/sample" in stages(tmp) and logged_steps(tmp) > STEPS_PER_ITERATION + 1
+
+
+@pytest.mark.parametrize(
+    "signum, ready",
+    [
+        (signal.SIGINT, training_iteration_2),
+        (signal.SIGTERM, lambda tmp: "iter_1/train" in stages(tmp)),
+    ],
+    ids=["sigint-training", "sigterm-sampling"],
+)
+def test_a_signal_closes_the_run_killed_in_one_message_and_it_resumes(
+    tmp_path, reference, signum, ready
+):
+    rc, err = kill_when(tmp_path, lambda: ready(tmp_path), [], signum)
+    assert rc == 128 + signum and "Traceback" not in err, err[-3000:]
+    assert "marked KILLED; the same command resumes it" in err
+    assert the_run(tmp_path)[1].info.status == "KILLED"
+    check_resumed_like_reference(tmp_path, reference, ["iter_1/pairs.jsonl"])
+
+
 def test_killed_while_training_iteration_2(tmp_path, reference):
     timeline = []
-    kill_when(
-        tmp_path,
-        lambda: (
-            "iter_2/sample" in stages(tmp_path) and logged_steps(tmp_path) > STEPS_PER_ITERATION + 1
-        ),
-        timeline,
-    )
+    kill_when(tmp_path, lambda: training_iteration_2(tmp_path), timeline)
     assert "iter_2/train" not in stages(tmp_path)
     partial = logged_steps(tmp_path)
     assert STEPS_PER_ITERATION < partial < 2 * STEPS_PER_ITERATION  # killed mid-training
