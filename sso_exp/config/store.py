@@ -4,14 +4,21 @@ made from their dataclasses alone."""
 
 from __future__ import annotations
 
+import secrets
+
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from .evaluation import JUDGES
 from .schema import SSOConfig
 
 
 def register() -> None:
-    """Idempotent: the CLI, the sweep callback and the tests all call it."""
+    """Idempotent: the CLI, the sweep callback and the tests all call it. `${uid:}` is a
+    token drawn once per invocation (cached in the config, which Hydra hands to a sweep's
+    jobs), so two runs or sweeps started in the same second get folders of their own."""
+    if not OmegaConf.has_resolver("uid"):
+        OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True)
     cs = ConfigStore.instance()
     cs.store(name="sso_schema", node=SSOConfig)
     for name, node in JUDGES.items():
