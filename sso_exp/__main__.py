@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import sys
@@ -14,23 +15,24 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .config import compose, register, validate
 from .errors import ConfigError, SSOError, Stopped
-from .pipeline.evaluate import run_eval
-from .pipeline.inputs import check_inputs
-from .pipeline.launch import start_ranks
-from .pipeline.offline import run_offline
-from .pipeline.online import run_online
-from .pipeline.reward import run_rm, run_rm_score
-from .tracking.sweep import in_multirun
 
 log = logging.getLogger("sso_exp")
+# mode -> (module, function); the pipeline (torch, Lightning, MLflow: seconds) is imported
+# once the command line has composed, so bad input is answered at once
 MODES = {
-    "online": run_online,
-    "offline": run_offline,
-    "rm": run_rm,
-    "rm_score": run_rm_score,
-    "eval": run_eval,
+    "online": ("online", "run_online"),
+    "offline": ("offline", "run_offline"),
+    "rm": ("reward", "run_rm"),
+    "rm_score": ("reward", "run_rm_score"),
+    "eval": ("evaluate", "run_eval"),
 }
 register()
+
+
+def in_multirun() -> bool:
+    from .tracking.sweep import in_multirun as multirun
+
+    return multirun()
 
 
 def run(cfg: DictConfig) -> Optional[float]:
@@ -40,8 +42,13 @@ def run(cfg: DictConfig) -> Optional[float]:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
+    from .pipeline.inputs import check_inputs
+    from .pipeline.launch import start_ranks
+
     config = start_ranks(check_inputs(config), in_multirun())
-    return optimized_value(config.optimized_metric, MODES[config.mode.name](config))
+    module, function = MODES[config.mode.name]
+    work = getattr(importlib.import_module(f".pipeline.{module}", __package__), function)
+    return optimized_value(config.optimized_metric, work(config))
 
 
 def optimized_value(key: Optional[str], rows: List[Dict[str, float]]) -> Optional[float]:

@@ -39,6 +39,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def first_process() -> bool:
+    """Whether this is the job's first process, before the process group exists (as
+    torchrun and Lightning's launcher name them in the environment)."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
 def local_rank() -> int:
     """This process's index on its node (its GPU), as the launcher set it."""
     return int(os.environ.get("LOCAL_RANK", "0"))

@@ -4,9 +4,17 @@ saying why, where it is not set)."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,12 +40,41 @@ def data_dir() -> Path:
     return Path(folder).resolve()
 
 
+@functools.cache
+def _empty_store() -> Path:
+    """An MLflow sqlite store with its tables made, once per session (MLflow's migrations
+    take seconds for every new store)."""
+    import mlflow
+
+    folder = Path(tempfile.mkdtemp(prefix="sso-exp-store-"))
+    atexit.register(shutil.rmtree, folder, True)
+    mlflow.MlflowClient(f"sqlite:///{folder}/mlflow.db").search_experiments()
+    return folder / "mlflow.db"
+
+
+def store(folder: Path) -> str:
+    """The URI of `folder`/mlflow.db, an empty store copied there unless one exists."""
+    db = Path(folder) / "mlflow.db"
+    if not db.exists():
+        db.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_empty_store(), db)
+    return f"sqlite:///{db}"
+
+
+def tracked_runs(folder: Path) -> int:
+    """How many MLflow runs `folder`/mlflow.db holds (0: no work was tracked)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(store(folder))
+    return sum(len(client.search_runs([e.experiment_id])) for e in client.search_experiments())
+
+
 def compose_cfg(tmp_path: Path, *overrides: str):
     """The composed and validated config, with outputs and MLflow under tmp_path."""
     return compose(
         *overrides,
         f"output_dir={tmp_path}/run",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.uri={store(tmp_path)}",
         f"tracking.artifact_location={tmp_path}/art",
     )
 
@@ -62,11 +99,57 @@ def run_cli(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.C
     args = [
         *flags,
         f"hydra.run.dir={tmp_path}/run",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.uri={store(tmp_path)}",
         f"tracking.artifact_location={tmp_path}/art",
         *[a for a in overrides if not a.startswith("-")],
     ]
     return run_module("sso_exp", *args, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(tmp_path: Path, port: int = 0):
+    """A real `mlflow server` on loopback (sqlite store and artifacts under tmp_path, kept
+    across restarts on the same port); yields its URL, stops it on the way out."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            str(tmp_path / "server-art"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "no mlflow server"
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

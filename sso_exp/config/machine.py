@@ -14,14 +14,14 @@ import os
 import shutil
 from typing import Tuple
 
-import torch
-
 from .training import TrainerConfig
 
 log = logging.getLogger(__name__)
 
 
 def on_gpu(t: TrainerConfig) -> bool:
+    import torch  # here, not at the top: a config that fails to compose exits in a second
+
     return t.accelerator in ("gpu", "cuda") or (
         t.accelerator == "auto" and torch.cuda.is_available()
     )
@@ -29,6 +29,8 @@ def on_gpu(t: TrainerConfig) -> bool:
 
 def fast_bf16(t: TrainerConfig) -> Tuple[bool, str]:
     """Whether bf16 matmuls run natively where training runs, and what says so."""
+    import torch
+
     if on_gpu(t):
         ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return ok, "GPU with bf16" if ok else "GPU without bf16"

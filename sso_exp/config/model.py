@@ -64,6 +64,13 @@ class ModelConfig:
             "model.dtype",
             f"'{self.dtype}' is not one of float32, bfloat16, float16",
         )
+        require(
+            self.path is None or self.source == "pretrained",
+            "model.path",
+            f"a {self.source} model does not read a path (it would be ignored); a saved or hub "
+            "model is source=pretrained: model=qwen2|llama3 model.path=..., or "
+            "model.source=pretrained",
+        )
 
     @property
     def label(self) -> str:

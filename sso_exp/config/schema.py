@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from ..errors import require_choice
+from ..errors import require, require_choice
 from .evaluation import EvalConfig, RMConfig
 from .machine import resolve
 from .model import ModelConfig
@@ -43,10 +43,23 @@ class DataConfig:
 
 @dataclass
 class TrackingConfig:
+    """Where runs are tracked, and what a server that stops answering costs: each request is
+    tried 1 + `retries` times, `timeout_s` each; then `on_error=stop` ends the run (all it
+    finished stays on disk; the same command resumes) and `buffer` records the calls in the
+    run folder and replays them when the server answers again (tracking/mlflow_run.py)."""
+
     uri: str = MISSING
     artifact_location: Optional[str] = None
     experiment_name: str = "sso-exp"
     run_name: Optional[str] = None  # None: MLflow's random name (conf/config.yaml names runs)
+    retries: int = 2
+    timeout_s: int = 10
+    on_error: str = "stop"  # stop | buffer
+
+    def __post_init__(self) -> None:
+        require_choice(self.on_error, ("stop", "buffer"), "tracking.on_error")
+        require(self.retries >= 0, "tracking.retries", "must be >= 0")
+        require(self.timeout_s >= 1, "tracking.timeout_s", "must be >= 1")
 
 
 @dataclass

@@ -168,6 +168,8 @@ def load_reward_model(cfg: ModelConfig, seed: int = 0, checkpoint: Optional[str]
 def checkpoint_problem(path: str | Path) -> Optional[str]:
     """What keeps a saved model folder from loading (None: its weights read): no
     safetensors file, or one cut short (a full disk, a kill during a copy)."""
+    if not Path(path).is_dir():
+        return f"{path}: no such folder"
     files = sorted(Path(path).glob("*.safetensors"))
     if not files:
         return f"{path}: no *.safetensors weights"

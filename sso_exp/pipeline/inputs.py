@@ -1,6 +1,7 @@
 """Start-up checks: before any work, the data files a mode needs are found (their keys then
 hold absolute paths) and parsed where that is cheap, the models it loads are on this
-machine, and its judge can do its tasks. Each failure names the key, or the file and line."""
+machine, its judge can do its tasks, and the tracking store answers and takes writes. Each
+failure names the key, or the file and line."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from ..config.evaluation import RewardJudgeConfig
 from ..data.files import with_located
 from ..data.preferences import read_training_pairs
 from ..data.records import load_prompts, read_records
+from ..distributed import first_process
 from ..errors import ConfigError
 from ..evaluation.judges import check_reward_checkpoint
-from ..models.loading import check_available
+from ..models.loading import check_available, checkpoint_problem
+from ..tracking.mlflow_run import check_tracking
 from ..training.objectives import policy_objective
 from .reward import read_scoring_rows
 
@@ -104,6 +107,8 @@ def check_eval_mode(cfg: SSOConfig) -> None:
         read_training_pairs(cfg.data.pairs)
     if cfg.eval.policy is None:
         check_available(cfg.model)
+    elif problem := checkpoint_problem(cfg.eval.policy):
+        raise ConfigError(f"config key 'eval.policy': {problem} (a saved policy folder)")
 
 
 CHECKS: Dict[str, Callable[[SSOConfig], None]] = {
@@ -127,4 +132,6 @@ def check_inputs(cfg: SSOConfig) -> SSOConfig:
         from ..steering.vllm import check_available as vllm_available
 
         vllm_available()
+    if first_process():  # one process makes the experiment; the others find it
+        check_tracking(cfg.tracking)
     return cfg

@@ -7,19 +7,38 @@ GenAI evaluation)."""
 
 from __future__ import annotations
 
+import logging
+import os
+import pickle
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mlflow import MlflowClient
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Run
+from mlflow.exceptions import MlflowException
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.loggers.logger import DummyLogger
 
 from ..config import SSOConfig, TrackingConfig, flatten
+from ..errors import ConfigError, SSOError
 
+log = logging.getLogger(__name__)
+
+BUFFER_FILE = "tracking_buffer.pkl"
+# the client's calls that only record: buffered while the server is away (reads cannot be)
+RECORDS = {
+    "log_batch",
+    "log_artifact",
+    "log_table",
+    "log_inputs",
+    "set_tag",
+    "set_terminated",
+    "update_run",
+}
+DOWN = (MlflowException, OSError)  # requests' errors are OSErrors
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's UI: GenAI or model development
 # Long texts live in the config artifact, not in the params table.
 _NOT_PARAMS = (
@@ -35,10 +54,92 @@ class RunLogger(MLFlowLogger):
     and whose run stays open until the pipeline closes it (Lightning would end it after
     every `fit`)."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, tracking: TrackingConfig, buffer: Optional[Path], **kwargs: Any):
+        super().__init__(
+            experiment_name=tracking.experiment_name,
+            run_name=tracking.run_name,
+            tracking_uri=tracking.uri,
+            artifact_location=tracking.artifact_location,
+            **kwargs,
+        )
+        self.tracking, self.buffer = tracking, buffer
         self.step_offset = 0
         self.logged: Dict[str, int] = {}  # a resumed run's last logged step per metric
+        self.down = False  # the server stopped answering
+
+    @property
+    def experiment(self) -> Guarded:
+        """The MLflow client (the run made on first use), every call of it through `call`,
+        where outages are handled."""
+        if not self.down:
+            self.client()
+        return Guarded(self)
+
+    def client(self) -> MlflowClient:
+        try:
+            return MLFlowLogger.experiment.fget(self)  # creates the run on first use
+        except DOWN as err:
+            raise self.unreachable("starting the run", err) from None
+
+    def call(self, name: str, args: tuple, kwargs: dict) -> Any:
+        """One client call. When the server does not answer (its retry budget spent):
+        on_error=stop ends the run naming the server, with nothing on disk lost; buffer
+        appends a recording call to the run folder's buffer and the run goes on."""
+        buffering = self.tracking.on_error == "buffer" and name in RECORDS
+        if self.down and buffering:
+            return self.record(name, args, kwargs)
+        if self.down and self.tracking.on_error == "stop":  # closing must not wait again
+            return None
+        try:
+            return getattr(self.client(), name)(*args, **kwargs)
+        except DOWN as err:
+            self.down = True
+            if not buffering:
+                raise self.unreachable(name, err) from None
+            log.warning(
+                "%s; recording in %s until it answers", self.unreachable(name, err), self.buffer
+            )
+            return self.record(name, args, kwargs)
+
+    def unreachable(self, doing: str, err: BaseException) -> SSOError:
+        t = self.tracking
+        cause = str(err).splitlines()[0][:300]
+        return SSOError(
+            f"config key 'tracking.uri': {t.uri} did not answer ({doing}; {1 + t.retries} "
+            f"tries of up to {t.timeout_s} s): {cause}. Everything the run finished is on "
+            "disk; start the same command when the server answers to go on "
+            "(tracking.on_error=buffer records the calls and goes on)"
+        )
+
+    def record(self, name: str, args: tuple, kwargs: dict) -> None:
+        if self.buffer is None:
+            return None
+        with self.buffer.open("ab") as fh:
+            pickle.dump((name, args, kwargs), fh)
+        return None
+
+    def replay(self) -> None:
+        """Send the buffered calls, in order, once the server answers again; the buffer is
+        kept (and the run goes on buffering) while it does not."""
+        if self.buffer is None or not self.buffer.is_file():
+            return
+        calls = read_buffer(self.buffer)
+        client = MlflowClient(self.tracking.uri)  # every buffered call names its run
+        self.down = False
+        for i, (name, args, kwargs) in enumerate(calls):
+            try:
+                getattr(client, name)(*args, **kwargs)
+            except DOWN as err:
+                self.down = True
+                rest = self.buffer.with_suffix(".tmp")
+                with rest.open("wb") as fh:
+                    for call in calls[i:]:
+                        pickle.dump(call, fh)
+                os.replace(rest, self.buffer)
+                log.warning("tracking still away (%s); %d calls kept", err, len(calls) - i)
+                return
+        self.buffer.unlink()
+        log.info("replayed %d tracking calls into %s", len(calls), self.tracking.uri)
 
     def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
         self._log_new(metrics, None if step is None else step + self.step_offset)
@@ -65,10 +166,27 @@ class RunLogger(MLFlowLogger):
         """Lightning calls this after each fit; the run ends in `close` instead."""
 
     def close(self, status: str) -> None:
-        super().finalize(status)
+        """End the run with `status`; while the server is away the end is buffered too,
+        and `python -m sso_exp.tracking.replay <run folder>` sends it all later."""
+        if self.down:
+            self.replay()
+        if not self.down:
+            super().finalize(status)
+        elif self.tracking.on_error == "buffer":
+            self.record("set_terminated", (self._run_id, status), {})
+            log.warning(
+                "%s still does not answer: the run's tracking calls wait in %s; send them "
+                "with `python -m sso_exp.tracking.replay %s`",
+                self.tracking.uri,
+                self.buffer,
+                self.buffer.parent if self.buffer else "<run folder>",
+            )
 
     def log_iteration(self, iteration: int, metrics: Mapping[str, float]) -> None:
-        """Per-iteration metrics, with the iteration as their step."""
+        """Per-iteration metrics, with the iteration as their step (and, while the server
+        is away, one try to replay what was buffered)."""
+        if self.down:
+            self.replay()
         self._log_new(dict(metrics), iteration)
 
     def log_file(self, path: Path, folder: Optional[str] = None) -> None:
@@ -97,6 +215,70 @@ class RunLogger(MLFlowLogger):
     def describe(self, text: str) -> None:
         """The run's description in the UI (markdown)."""
         self.experiment.set_tag(self.run_id, "mlflow.note.content", text)
+
+
+class Guarded:
+    """The MLflow client as RunLogger and Lightning's MLFlowLogger use it, each call passed
+    through RunLogger.call."""
+
+    def __init__(self, logger: RunLogger):
+        self._logger = logger
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: self._logger.call(name, args, kwargs)
+
+
+def read_buffer(path: Path) -> List[tuple]:
+    """The buffered calls; a last one cut short by a kill is dropped."""
+    calls = []
+    with path.open("rb") as fh:
+        while True:
+            try:
+                calls.append(pickle.load(fh))
+            except (EOFError, pickle.UnpicklingError):
+                return calls
+
+
+def http_budget(tracking: TrackingConfig) -> None:
+    """MLflow's HTTP retries for this process, from the config (MLflow's defaults wait
+    minutes for a server that is gone)."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(tracking.retries)
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(tracking.timeout_s)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+
+
+def check_tracking(tracking: TrackingConfig) -> None:
+    """Before any work: the store answers and takes writes (the experiment is made or
+    tagged, as the run would), and a local artifact folder can be written."""
+    http_budget(tracking)
+    try:
+        client = MlflowClient(tracking.uri)
+        found = client.get_experiment_by_name(tracking.experiment_name)
+        exp_id = found.experiment_id if found else None
+        if exp_id is None:
+            exp_id = client.create_experiment(tracking.experiment_name, tracking.artifact_location)
+        if found is None or EXPERIMENT_KIND not in found.tags:
+            client.set_experiment_tag(exp_id, EXPERIMENT_KIND, "custom_model_development")
+    except DOWN as err:
+        cause = str(err).splitlines()[0][:300]
+        raise ConfigError(
+            f"config key 'tracking.uri': {tracking.uri} cannot be used: {cause}"
+        ) from None
+    local = tracking.artifact_location
+    if local and "://" not in local:
+        _writable(Path(local), "tracking.artifact_location")
+
+
+def _writable(folder: Path, key: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"config key '{key}': {folder} cannot be written ({err.strerror})"
+        ) from None
 
 
 def _file_source(path: Path):
@@ -129,21 +311,15 @@ def start_run(
     run_id: Optional[str] = None,
     tags: Optional[Dict[str, str]] = None,
 ) -> RunLogger:
-    """Open the run (tagged, with params and the config YAML), or continue `run_id`."""
-    logger = RunLogger(
-        experiment_name=tracking.experiment_name,
-        run_name=tracking.run_name,
-        tracking_uri=tracking.uri,
-        artifact_location=tracking.artifact_location,
-        run_id=run_id,
-        tags=tags,
-    )
+    """Open the run (tagged, with params and the config YAML), or continue `run_id` (first
+    replaying what an earlier session buffered while the server was away)."""
+    http_budget(tracking)
+    buffer = config_file.parent / BUFFER_FILE
+    logger = RunLogger(tracking, buffer, run_id=run_id, tags=tags)
     if run_id is not None:
+        logger.replay()
         logger.continue_run(tags or {})
         return logger
-    client, experiment_id = logger.experiment, logger.experiment_id
-    if EXPERIMENT_KIND not in client.get_experiment(experiment_id).tags:
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, "custom_model_development")
     logger.log_hyperparams(flat_params(cfg))
     logger.log_file(config_file)
     return logger

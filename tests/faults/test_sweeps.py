@@ -8,7 +8,7 @@ import sys
 import mlflow
 from tracking.test_sweep import SMALL
 
-from conftest import ROOT
+from conftest import ROOT, store
 
 
 def start_sweep(tmp_path, *overrides):
@@ -19,7 +19,7 @@ def start_sweep(tmp_path, *overrides):
             "sso_exp",
             "-m",
             f"hydra.sweep.dir={tmp_path}/sweeps/" + "${now:%Y-%m-%d_%H-%M-%S}_${uid:}",
-            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+            f"tracking.uri={store(tmp_path)}",
             f"tracking.artifact_location={tmp_path}/art",
             *SMALL,
             *overrides,

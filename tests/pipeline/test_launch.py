@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from conftest import compose_cfg, run_cli
+from conftest import compose_cfg, run_cli, tracked_runs
 from sso_exp.errors import ConfigError
 from sso_exp.pipeline.launch import start_ranks
 
@@ -40,4 +40,4 @@ def test_a_gpu_strategy_on_this_cpu_exits_2_before_any_work(tmp_path):
     text = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "config key 'trainer.strategy'" in text
     assert "Traceback" not in text
-    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "run/iter_1").exists()
+    assert not tracked_runs(tmp_path) and not (tmp_path / "run/iter_1").exists()

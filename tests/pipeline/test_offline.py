@@ -4,7 +4,7 @@ import json
 
 from test_online import only_run, out
 
-from conftest import FIXTURES, TINY_ARGS, run_cli
+from conftest import FIXTURES, TINY_ARGS, run_cli, tracked_runs
 
 ARGS = [a for a in TINY_ARGS if not a.startswith("schedule.iterations")]
 
@@ -58,4 +58,4 @@ def test_bad_pairs_file_fails_before_any_work(tmp_path):
     assert proc.returncode == 2 and "p.jsonl:1: not a preference pair (no field 'chosen')" in out(
         proc
     )
-    assert not (tmp_path / "mlflow.db").exists()
+    assert not tracked_runs(tmp_path)

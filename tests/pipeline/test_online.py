@@ -7,7 +7,7 @@ import mlflow
 import pytest
 from safetensors import safe_open
 
-from conftest import TINY_ARGS, run_cli
+from conftest import TINY_ARGS, run_cli, tracked_runs
 from sso_exp.data.records import RECORD_FIELDS
 
 STEP_METRICS = [
@@ -121,7 +121,7 @@ def test_missing_prompts_file_fails_before_any_work(tmp_path):
     proc = run_cli(tmp_path, *TINY_ARGS, f"data.prompts={tmp_path}/none.jsonl")
     assert proc.returncode == 2
     assert "config key 'data.prompts'" in out(proc) and "none.jsonl not found" in out(proc)
-    assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob("run/iter_*"))
+    assert not tracked_runs(tmp_path) and not list(tmp_path.glob("run/iter_*"))
 
 
 def test_malformed_prompt_line_names_file_and_line(tmp_path):
@@ -137,7 +137,7 @@ def test_malformed_prompt_line_names_file_and_line(tmp_path):
 def test_a_command_line_that_does_not_compose_is_bad_input(tmp_path, override, named):
     proc = run_cli(tmp_path, *TINY_ARGS, override)
     assert proc.returncode == 2 and named in out(proc) and "Traceback" not in out(proc)
-    assert not (tmp_path / "mlflow.db").exists()
+    assert not tracked_runs(tmp_path)
 
 
 def test_unavailable_model_fails_with_one_message(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import FIXTURES, ROOT, run_cli, run_module
+from conftest import FIXTURES, ROOT, run_cli, run_module, store
 from sso_exp.config import compose
 from sso_exp.pipeline.resume import run_identity
 
@@ -111,7 +111,7 @@ def test_two_ranks_killed_while_sampling_iteration_2_resume(tmp_path, one_rank):
     run_dir = tmp_path / "run"
     args = [
         f"hydra.run.dir={run_dir}",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.uri={store(tmp_path)}",
         f"tracking.artifact_location={tmp_path}/art",
         *ARGS,
         *TWO_RANKS,
@@ -177,7 +177,7 @@ def test_torchrun_starts_the_same_job(tmp_path, one_rank):
         "-m",
         "sso_exp",
         f"hydra.run.dir={tmp_path}/run",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.uri={store(tmp_path)}",
         f"tracking.artifact_location={tmp_path}/art",
         *ARGS,
         *TWO_RANKS,

@@ -13,7 +13,7 @@ import time
 import mlflow
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, store
 
 ARGS = (
     "model=tiny",
@@ -34,7 +34,7 @@ def command(tmp):
         "-m",
         "sso_exp",
         f"hydra.run.dir={tmp}/run",
-        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        f"tracking.uri={store(tmp)}",
         f"tracking.artifact_location={tmp}/art",
         *ARGS,
     ]

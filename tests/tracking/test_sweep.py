@@ -5,7 +5,7 @@ fail before any job, and the Optuna search."""
 import mlflow
 import pytest
 
-from conftest import run_module
+from conftest import run_module, store
 from sso_exp.tracking.sweep import expand_jobs
 
 SMALL = (
@@ -23,7 +23,7 @@ def run_sweep(tmp_path, *overrides, timeout=600):
         "sso_exp",
         "-m",
         f"hydra.sweep.dir={tmp_path}/sweep",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.uri={store(tmp_path)}",
         f"tracking.artifact_location={tmp_path}/art",
         *SMALL,
         *overrides,

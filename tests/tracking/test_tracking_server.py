@@ -1,63 +1,16 @@
 """tracking=server against a real `mlflow server` on loopback (sqlite backend, local artifact
 root): a tiny job's run, metrics and artifacts all arrive through the server."""
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import mlflow
 import pytest
 
-from conftest import TINY_ARGS, run_module
-
-MLFLOW = Path(sys.executable).with_name("mlflow")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import TINY_ARGS, mlflow_server, run_module
 
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(MLFLOW),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path}/server.db",
-            "--artifacts-destination",
-            str(tmp_path / "server-art"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                "mlflow server did not start"
-            )
-            time.sleep(0.5)
-    yield url, tmp_path
-    proc.terminate()
-    proc.wait(timeout=30)
+    with mlflow_server(tmp_path) as url:
+        yield url, tmp_path
 
 
 def test_a_job_tracks_to_a_running_server(server):
