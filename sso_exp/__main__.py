@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from .config import compose, register, validate
-from .errors import ConfigError, SSOError, Stopped
+from .errors import ConfigError, SSOError, Stopped, refused_write
 
 log = logging.getLogger("sso_exp")
 # mode -> (module, function); the pipeline (torch, Lightning, MLflow: seconds) is imported
@@ -71,8 +71,11 @@ def main(cfg: DictConfig) -> Optional[float]:
     on; the sweep reports the failures at its end."""
     try:
         return run(cfg)
-    except SSOError as err:
-        log.error("%s", err)
+    except (SSOError, OSError) as err:
+        known = err if isinstance(err, SSOError) else refused_write(err)
+        if known is None and not in_multirun():
+            raise
+        log.error("%s", known or err)
         if not in_multirun():
             sys.exit(2)
     except Stopped as stop:  # the whole sweep stops too

@@ -3,6 +3,12 @@ one names what to change: a config key, or a file and line."""
 
 from __future__ import annotations
 
+import errno
+from typing import Optional
+
+# writes the machine refuses: a full disk or quota, a read-only or forbidden folder
+_REFUSED_WRITES = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
 
 class SSOError(Exception):
     """An error the user can fix."""
@@ -24,6 +30,16 @@ class Stopped(BaseException):
     def __init__(self, signum: int):
         super().__init__(f"stopped by signal {signum}")
         self.signum = signum
+
+
+def refused_write(err: OSError) -> Optional[SSOError]:
+    """A write the machine refused, as one message naming the file (None: another error)."""
+    if err.errno not in _REFUSED_WRITES:
+        return None
+    return SSOError(
+        f"{err.filename or 'a file'}: {err.strerror}. Everything written before it stays; "
+        "make room (or fix the folder's permissions) and run the same command to go on"
+    )
 
 
 def require(ok: bool, key: str, msg: str) -> None:

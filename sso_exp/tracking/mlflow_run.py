@@ -93,6 +93,8 @@ class RunLogger(MLFlowLogger):
         try:
             return getattr(self.client(), name)(*args, **kwargs)
         except DOWN as err:
+            if not remote(self.tracking.uri):  # a local store's error is the machine's
+                raise
             self.down = True
             if not buffering:
                 raise self.unreachable(name, err) from None
@@ -215,6 +217,10 @@ class RunLogger(MLFlowLogger):
     def describe(self, text: str) -> None:
         """The run's description in the UI (markdown)."""
         self.experiment.set_tag(self.run_id, "mlflow.note.content", text)
+
+
+def remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
 
 
 class Guarded:
