@@ -39,6 +39,14 @@ class DataConfig:
     dir: str = "${oc.env:SSO_EXP_DATA,${hydra:runtime.cwd}/data}"
     prompts: Optional[str] = None  # JSONL with `prompt` or `instruction`; None: demo queries
     pairs: Optional[str] = None  # train on this file of SSO records (or human pairs) as it is
+    # a query longer than this many tokens (or than the model's context less the answer
+    # budget) is dropped or cut to its first tokens, counted and logged
+    max_prompt_tokens: int = 1024
+    long_prompts: str = "drop"  # drop | cut
+
+    def __post_init__(self) -> None:
+        require(self.max_prompt_tokens >= 1, "data.max_prompt_tokens", "must be >= 1")
+        require_choice(self.long_prompts, ("drop", "cut"), "data.long_prompts")
 
 
 @dataclass

@@ -4,7 +4,7 @@ record (docs/algorithm.md §4: the main, p and n pairs)."""
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -46,6 +46,26 @@ def chat_prompt(
         messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
     messages.append({"role": "user", "content": user})
     return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def fit_prompts(
+    tok: PreTrainedTokenizerBase, prompts: Sequence[str], max_tokens: int, action: str
+) -> Tuple[List[str], Dict[str, int]]:
+    """The queries within `max_tokens` tokens, a longer one dropped or cut to its first
+    `max_tokens` (`action`), and how many of each: one huge query would otherwise cost
+    memory quadratic in its length in every stage that batches it."""
+    kept: List[str] = []
+    counts = {"dropped_too_long": 0, "cut": 0}
+    for text in prompts:
+        ids = tok(text, add_special_tokens=False).input_ids
+        if len(ids) <= max_tokens:
+            kept.append(text)
+        elif action == "cut":
+            kept.append(tok.decode(ids[:max_tokens]))
+            counts["cut"] += 1
+        else:
+            counts["dropped_too_long"] += 1
+    return kept, counts
 
 
 def encode(tok: PreTrainedTokenizerBase, prompt: str, response: str, max_length: int) -> Encoded:

@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional
 import pytorch_lightning as pl
 
 from ..config import SSOConfig
-from ..data.records import load_prompts, read_records
+from ..data.records import read_records
 from ..models.device import device
 from ..models.loading import checkpoint_problem, load_checkpoint, load_policy
 from ..tracking.mlflow_run import RunLogger
@@ -27,6 +27,7 @@ from .stages import (
     round_stats,
     sample_round,
     train_on_pairs,
+    usable_prompts,
 )
 from .tracked_run import tracked_run
 
@@ -202,11 +203,11 @@ def load_models(cfg: SSOConfig, progress: Progress):
 def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
     """The whole online job; returns one summary row per iteration. A killed run started
     again with the same command goes on where it stopped (`resume`, pipeline/resume.py)."""
-    prompts = load_prompts(cfg.data.prompts)
     progress = open_progress(cfg)
     verify_checkpoints(progress)
     with tracked_run(cfg, progress=progress) as (run_dir, logger, rows):
         model, tok, generator = load_models(cfg, progress)
+        prompts = usable_prompts(cfg, model, tok, logger)
         judge = (
             make_judge(cfg.eval.judge, cfg.model, model, tok) if cfg.eval.every_iteration else None
         )

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from pathlib import Path
@@ -12,11 +13,11 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..config import SSOConfig
-from ..data.encoding import ON_POLICY, encode_records
+from ..data.encoding import ON_POLICY, encode_records, fit_prompts
 from ..data.pairs import SeqLogps
 from ..data.records import load_prompts, write_jsonl
 from ..distributed import barrier, gather
-from ..errors import SSOError
+from ..errors import DataError, SSOError
 from ..evaluation.accuracy import mean_and_se
 from ..models.loading import load_policy, save_model
 from ..models.logprobs import score_named
@@ -27,9 +28,35 @@ from ..tracking.mlflow_run import RunLogger
 from ..training.fit import fit
 from ..training.objectives import Objective, policy_objective
 
+log = logging.getLogger(__name__)
+
 
 class EmptyIteration(SSOError):
     """The filter dropped every pair of an iteration and `mode.on_empty=stop`."""
+
+
+def usable_prompts(cfg: SSOConfig, model, tok, logger: RunLogger) -> List[str]:
+    """The prompts file's queries that fit the token budget (data.max_prompt_tokens, and
+    the model's context less the answer budget); the others cut or dropped, counted as
+    `prompts/<reason>` and logged."""
+    context = getattr(model.config, "max_position_embeddings", None) or cfg.data.max_prompt_tokens
+    budget = min(cfg.data.max_prompt_tokens, context - cfg.generation.max_new_tokens)
+    prompts = load_prompts(cfg.data.prompts)
+    kept, counts = fit_prompts(tok, prompts, max(budget, 1), cfg.data.long_prompts)
+    if any(counts.values()):
+        log.warning(
+            "prompts over %d tokens: %s (data.long_prompts=%s)",
+            budget,
+            counts,
+            cfg.data.long_prompts,
+        )
+    logger.log_iteration(0, {f"prompts/{k}": v for k, v in counts.items()})
+    if not kept:
+        raise DataError(
+            f"{cfg.data.prompts}: all {len(prompts)} prompts are over {budget} tokens "
+            "(config key 'data.max_prompt_tokens'; data.long_prompts=cut keeps their start)"
+        )
+    return kept
 
 
 def iteration_queries(prompts: List[str], n: int, iteration: int, seed: int) -> List[str]:
@@ -107,7 +134,10 @@ def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path
     )
     writer.to(policy.device)
     queries = iteration_queries(
-        load_prompts(cfg.data.prompts), cfg.schedule.queries_per_iteration, 1, cfg.schedule.seed
+        usable_prompts(cfg, writer, wtok, logger),
+        cfg.schedule.queries_per_iteration,
+        1,
+        cfg.schedule.seed,
     )
     rnd = sample_round(writer, wtok, cfg, queries, 1, run_dir / "iter_1", logger)
     return rnd.kept, round_stats(rnd)
