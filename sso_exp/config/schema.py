@@ -43,10 +43,12 @@ class DataConfig:
     # budget) is dropped or cut to its first tokens, counted and logged
     max_prompt_tokens: int = 1024
     long_prompts: str = "drop"  # drop | cut
+    equal_pairs: str = "drop"  # data.pairs rows with chosen == rejected: drop (warned) | refuse
 
     def __post_init__(self) -> None:
         require(self.max_prompt_tokens >= 1, "data.max_prompt_tokens", "must be >= 1")
         require_choice(self.long_prompts, ("drop", "cut"), "data.long_prompts")
+        require_choice(self.equal_pairs, ("drop", "refuse"), "data.equal_pairs")
 
 
 @dataclass

@@ -5,6 +5,7 @@ counted, never trained or scored."""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..errors import DataError
 from .records import make_record, read_jsonl, read_records
 
+log = logging.getLogger(__name__)
 Messages = List[Dict[str, str]]
 _TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
 _LAST_ANSWER = "\n\nAssistant:"
@@ -99,13 +101,31 @@ def to_records(pairs: Sequence[PrefPair]) -> List[Dict]:
     ]
 
 
-def read_training_pairs(path: str | Path) -> List[Dict]:
-    """SSO records (the authors' format) as they are, or human pairs as records."""
+def read_training_pairs(path: str | Path, equal: str = "drop") -> List[Dict]:
+    """SSO records (the authors' format) or human pairs as records, without the pairs
+    whose two answers are equal (they teach nothing and score as misses): dropped with a
+    warning counting them (`equal=drop`) or refused (`refuse`); a file of nothing else is
+    refused either way."""
     path = Path(path)
     first = next(read_jsonl(path), (0, {}))[1] if path.suffix != ".json" else {"p_system": ""}
     if "p_system" in first:
-        return read_records(path)
-    pairs, _ = read_pairs(path)
-    if not pairs:
+        records = read_records(path)
+        kept = [r for r in records if r["chosen"].strip() != r["rejected"].strip()]
+        equal_rows = len(records) - len(kept)
+    else:
+        pairs, equal_rows = read_pairs(path)
+        kept = to_records(pairs)
+    if equal_rows and (equal == "refuse" or not kept):
+        raise DataError(
+            f"{path}: {equal_rows} of {equal_rows + len(kept)} pairs have chosen == rejected"
+            + (
+                "; nothing is left to train on"
+                if not kept
+                else " (config key 'data.equal_pairs': drop skips them)"
+            )
+        )
+    if equal_rows:
+        log.warning("%s: skipping %d pairs with chosen == rejected", path, equal_rows)
+    if not kept:
         raise DataError(f"{path}: no preference pairs")
-    return to_records(pairs)
+    return kept

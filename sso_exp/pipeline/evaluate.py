@@ -121,7 +121,7 @@ def evaluate(
 
 def run_eval(cfg: SSOConfig) -> List[Dict[str, float]]:
     """mode=eval: one policy (eval.policy, or the model config) on the configured tasks."""
-    records = read_training_pairs(cfg.data.pairs) if cfg.data.pairs else None
+    records = read_training_pairs(cfg.data.pairs, cfg.data.equal_pairs) if cfg.data.pairs else None
     with tracked_run(cfg, EVAL_COLUMNS) as (run_dir, logger, rows):
         if cfg.eval.policy:
             model, tok = load_checkpoint(cfg.eval.policy, cfg.model)

@@ -65,7 +65,7 @@ def check_online(cfg: SSOConfig) -> None:
 
 def check_offline(cfg: SSOConfig) -> None:
     if cfg.data.pairs:
-        records = read_training_pairs(cfg.data.pairs)
+        records = read_training_pairs(cfg.data.pairs, cfg.data.equal_pairs)
         if policy_objective(cfg.loss, cfg.objective).pairs != ["main"] and not all(
             r["p_system"] for r in records
         ):
@@ -104,7 +104,7 @@ def check_rm_score(cfg: SSOConfig) -> None:
 
 def check_eval_mode(cfg: SSOConfig) -> None:
     if cfg.data.pairs:
-        read_training_pairs(cfg.data.pairs)
+        read_training_pairs(cfg.data.pairs, cfg.data.equal_pairs)
     if cfg.eval.policy is None:
         check_available(cfg.model)
     elif problem := checkpoint_problem(cfg.eval.policy):

@@ -19,7 +19,7 @@ from .tracked_run import tracked_run
 
 
 def run_offline(cfg: SSOConfig) -> List[Dict[str, float]]:
-    records = read_training_pairs(cfg.data.pairs) if cfg.data.pairs else None
+    records = read_training_pairs(cfg.data.pairs, cfg.data.equal_pairs) if cfg.data.pairs else None
     with tracked_run(cfg) as (run_dir, logger, rows):
         pl.seed_everything(cfg.schedule.seed, workers=True, verbose=False)
         model, tok = load_policy(cfg.model, cfg.schedule.seed)

@@ -1,5 +1,7 @@
 """Human preference files and SSO records as reward-model pairs."""
 
+import json
+
 import pytest
 
 from sso_exp.data.preferences import from_records, parse_transcript, read_pairs
@@ -57,3 +59,22 @@ def test_human_pairs_become_records_with_history(tmp_path, data_dir):
     multi = next(r for r in recs if r["history"])
     assert all(len(turn) == 2 for turn in multi["history"])
     assert read_training_pairs(data_dir / "sso_example.json")[0]["p_system"]
+
+
+@pytest.mark.parametrize("kind", ["records", "human"])
+def test_pairs_with_equal_answers_are_dropped_counted_or_refused(tmp_path, kind):
+    from sso_exp.data.preferences import read_training_pairs
+
+    def row(chosen, rejected):
+        if kind == "records":
+            return make_record("q", "be good", "be bad", chosen, rejected, "")
+        return {"prompt": "q", "chosen": chosen, "rejected": rejected}
+
+    f = tmp_path / "pairs.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in [row("a", "a"), row("a", "b")]))
+    assert [r["chosen"] for r in read_training_pairs(f)] == ["a"]
+    with pytest.raises(DataError, match="pairs.jsonl: 1 of 2 pairs have chosen == rejected"):
+        read_training_pairs(f, "refuse")
+    f.write_text(json.dumps(row("same", "same")) + "\n")
+    with pytest.raises(DataError, match="1 of 1 pairs .* nothing is left to train on"):
+        read_training_pairs(f)
