@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -96,10 +99,22 @@ def check_command_line(argv: List[str]) -> None:
         return
     try:
         compose(*argv)
+        writable_folder(Path(HydraConfig.get().run.dir), "hydra.run.dir")
     except (ConfigCompositionException, OmegaConfBaseException, SSOError) as err:
         cause = f"\n{err.__cause__}" if err.__cause__ else ""
         print(f"error: {err}{cause}", file=sys.stderr)
         sys.exit(2)
+
+
+def writable_folder(folder: Path, key: str) -> None:
+    """The run folder can be made where it is asked for: its nearest existing parent is a
+    folder this process may write in (Hydra would fail there with a traceback)."""
+    parent = folder.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        what = "not a folder" if not parent.is_dir() else "not writable"
+        raise ConfigError(f"config key '{key}': {folder} cannot be made: {parent} is {what}")
 
 
 if __name__ == "__main__":

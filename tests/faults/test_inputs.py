@@ -4,7 +4,7 @@ run stops naming the file and the key."""
 
 import json
 
-from conftest import TINY_ARGS, run_cli
+from conftest import TINY_ARGS, run_cli, run_module
 
 
 def prompts_file(tmp_path, *texts):
@@ -39,3 +39,11 @@ def test_every_query_over_the_budget_stops_naming_the_key(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "Traceback" not in out
     assert "q.jsonl: all 1 prompts are over 16 tokens" in out and "data.max_prompt_tokens" in out
+
+
+def test_a_run_folder_that_cannot_be_made_is_bad_input(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = run_module("sso_exp", "model=tiny", f"hydra.run.dir={blocker}/run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"config key 'hydra.run.dir': {blocker}/run cannot be made" in proc.stderr
