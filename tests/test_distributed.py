@@ -3,12 +3,12 @@ share, every rank gets all results in the items' order, and a rank that fails st
 others instead of leaving them waiting."""
 
 import os
-import socket
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from conftest import free_port
 from sso_exp import distributed
 from sso_exp.data.pairs import SeqLogps
 from sso_exp.errors import SSOError
@@ -24,12 +24,6 @@ def test_stream_seeds_are_stable_and_distinct():
     a = distributed.stream_seed(42, 1, "", 0, "y+")
     assert a == distributed.stream_seed(42, 1, "", 0, "y+") and 0 <= a < 2**63
     assert len({distributed.stream_seed(42, 1, "", i, r) for i in range(50) for r in "+-0"}) == 150
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, port: int, out) -> None:
@@ -67,7 +61,7 @@ def _worker(rank: int, port: int, out) -> None:
 def test_two_ranks_share_the_work_and_all_get_every_result():
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_worker, args=(r, port, out)) for r in range(2)]
     for p in procs:
         p.start()

@@ -1,7 +1,7 @@
 """kill -9 a real online run (model=tiny) while it samples, or trains, iteration 2; the same
 command started again goes on from the last finished stage, in the same folder and MLflow
-run, logs no metric twice, and ends where an uninterrupted run ends. Also: the same config
-and seed give the same pairs and metrics, and every run records its provenance."""
+run, logs no metric twice, and ends where an uninterrupted run ends (that a seeded run
+reproduces is pinned by test_golden). Also: every run records its provenance."""
 
 import json
 import os
@@ -188,15 +188,6 @@ def test_killed_while_training_iteration_2(tmp_path, reference):
             ]
         )
     )
-
-
-def test_same_config_and_seed_reproduce_pairs_and_metrics(tmp_path, reference):
-    run(tmp_path)
-    for it in (1, 2):
-        assert (tmp_path / f"run/iter_{it}/pairs.jsonl").read_bytes() == (
-            reference / f"run/iter_{it}/pairs.jsonl"
-        ).read_bytes()
-    assert history(tmp_path) == history(reference)
 
 
 def test_a_run_records_commit_versions_and_data_hashes(reference):
