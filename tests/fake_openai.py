@@ -24,8 +24,12 @@ class FakeOpenAI:
     `reply(messages)`. Error bodies echo the Authorization header, as a careless proxy
     might, so tests can check the key is redacted."""
 
-    def __init__(self, reply: Callable[[List[Dict[str, str]]], str] = lambda m: "Hello!"):
-        self.reply = reply
+    def __init__(
+        self,
+        reply: Callable[[List[Dict[str, str]]], str] = lambda m: "Hello!",
+        top_logprobs: Callable[[List[Dict[str, str]]], Dict[str, float]] = lambda m: {},
+    ):
+        self.reply, self.top_logprobs = reply, top_logprobs
         self.failures: List[str] = []
         self.requests: List[Dict] = []
         fake = self
@@ -72,6 +76,10 @@ class FakeOpenAI:
 
     def completion(self, request: Dict) -> Dict:
         content = self.reply(request["messages"])
+        top = [
+            {"token": t, "logprob": lp} for t, lp in self.top_logprobs(request["messages"]).items()
+        ]
+        extra = {"logprobs": {"content": [{"token": content, "top_logprobs": top}]}}
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -82,6 +90,7 @@ class FakeOpenAI:
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
                     "finish_reason": "stop",
+                    **(extra if request.get("logprobs") else {}),
                 }
             ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},

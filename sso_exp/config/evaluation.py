@@ -7,7 +7,7 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
-from ..errors import require
+from ..errors import require, require_choice
 
 TASKS = ("signal", "alpaca", "mt_bench", "gsm8k")
 
@@ -63,6 +63,13 @@ class AlpacaTaskConfig:
     # AlpacaEval's df_gamed.csv (instruction difficulty, gamed baselines), which its LC win
     # rate needs; None: alpaca/lc_win_rate_approx, our GLM without the difficulty term
     difficulty_file: Optional[str] = None
+    # weighted: AlpacaEval 2.0's annotator (its prompt, one random order per item, the
+    # preference from the verdict tokens' probabilities); pairwise: the MT-Bench prompt in
+    # both orders. A reward-model judge compares scores either way.
+    annotator: str = "weighted"
+
+    def __post_init__(self) -> None:
+        require_choice(self.annotator, ("weighted", "pairwise"), "eval.alpaca.annotator")
 
 
 @dataclass

@@ -139,11 +139,13 @@ def alpaca_eval(
     max_new_tokens: int,
     batch_size: int,
     difficulty_file: Optional[str | Path] = None,
+    annotator: str = "weighted",
 ) -> TaskResult:
     """Win rate and length-controlled win rate (lengths in characters) against the file's
     reference `output`s, AlpacaEval's 805 in its order; the LC rate is AlpacaEval's own given
-    its `difficulty_file`, else the approximation `lc_win_rate_approx`. Rows with an empty
-    reference are skipped: there is nothing to beat."""
+    its `difficulty_file`, else the approximation `lc_win_rate_approx`. An LLM judge annotates
+    as AlpacaEval 2.0's weighted annotator unless `annotator` is pairwise. Rows with an
+    empty reference are skipped: there is nothing to beat."""
     items, skipped = [], 0
     for lineno, obj in _rows(path, limit):
         instruction = _text(path, lineno, obj, "instruction")
@@ -160,9 +162,9 @@ def alpaca_eval(
         batch_size=batch_size,
         desc="alpaca_eval",
     )
-    prefs = (
-        judge.prefer([(q, out, ref) for (q, ref, _), out in zip(items, outputs)]) if items else []
-    )
+    pairs = [(q, out, ref) for (q, ref, _), out in zip(items, outputs)]
+    weighted = annotator == "weighted" and hasattr(judge, "prefer_weighted")
+    prefs = (judge.prefer_weighted(pairs) if weighted else judge.prefer(pairs)) if pairs else []
     metrics = {
         **_rate_metrics("alpaca", "win_rate", prefs),
         "alpaca/skipped": float(skipped),

@@ -61,6 +61,7 @@ def _alpaca(model, tok, judge, e: EvalConfig, records):
         t.path,
         limit=t.limit,
         difficulty_file=t.difficulty_file,
+        annotator=t.annotator,
         **_answering(t, e),
     )
 

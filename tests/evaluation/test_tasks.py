@@ -83,12 +83,15 @@ def test_alpaca_eval_metrics_by_hand(tiny, tmp_path):
     assert judge.items == [(r["instruction"], o, r["output"]) for r, o in zip(kept, outputs)]
 
 
-def test_alpaca_eval_on_shared_data_with_an_unparsable_llm_judge(tiny, data_dir):
-    """A random policy as judge gives no verdicts: n is 0, rates are absent, nothing crashes."""
+def test_alpaca_eval_on_shared_data_a_small_local_judge_always_annotates(tiny, data_dir):
+    """AlpacaEval's weighted annotator reads the verdict tokens' probabilities, so even a
+    random policy as judge gives every item a preference; the MT-Bench pairwise prompt
+    (annotator=pairwise) needs a written verdict, which it never gives."""
+    path = data_dir / "alpaca_eval_gpt4_turbo.jsonl"
     judge = LLMJudge(PolicyBackend(*tiny, max_new_tokens=4, batch_size=4))
-    result = tasks.alpaca_eval(
-        *tiny, judge, data_dir / "alpaca_eval_gpt4_turbo.jsonl", limit=2, **GEN
-    )
+    m = tasks.alpaca_eval(*tiny, judge, path, limit=2, **GEN).metrics
+    assert m["alpaca/n"] == 2 and m["alpaca/unparsed"] == 0 and 0 <= m["alpaca/win_rate"] <= 100
+    result = tasks.alpaca_eval(*tiny, judge, path, limit=2, annotator="pairwise", **GEN)
     assert result.metrics["alpaca/n"] == 0 and result.metrics["alpaca/unparsed"] == 2
     assert not any("win_rate" in k for k in result.metrics)
     assert [r["preference"] for r in result.rows] == [None, None] and judge.unparsed == 4

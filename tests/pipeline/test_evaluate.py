@@ -40,7 +40,8 @@ def openai_args(server):
 @pytest.fixture
 def server(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with FakeOpenAI(judge_reply) as fake:
+    even = {"m": -0.69, "M": -0.69}  # AlpacaEval's annotator: m and M equally likely
+    with FakeOpenAI(judge_reply, top_logprobs=lambda m: even) as fake:
         yield fake
 
 
@@ -56,7 +57,7 @@ def test_eval_mode_with_an_openai_judge(tmp_path, server):
     assert proc.returncode == 0, out(proc)[-3000:]
     client, run = only_run(tmp_path)
     m = run.data.metrics
-    # "[[A]]" in both orders is a tie: 50%; every grade is 7
+    # signal: "[[A]]" in both orders is a tie; alpaca: m and M even: 50%; every grade is 7
     assert m["signal/accuracy"] == 50 and m["alpaca/win_rate"] == 50 and m["alpaca/n"] == 2
     assert m["mt_bench/score"] == 7 and m["mt_bench/n"] == 4 and "gsm8k/exact_match" in m
     for task in ("alpaca", "gsm8k"):  # the tables mark the answers cut at 6 tokens

@@ -7,7 +7,9 @@ not parse is counted and yields no score rather than a guess."""
 
 from __future__ import annotations
 
+import random
 import re
+from importlib import resources
 from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
 Message = Dict[str, str]
@@ -45,6 +47,13 @@ _RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 _P_FIRST = {"A": 1.0, "B": 0.0, "C": 0.5}
 
 
+# AlpacaEval 2.0's weighted annotator (`weighted_alpaca_eval_gpt4_turbo` in the alpaca_eval
+# package): its prompt, one answer named "m" and the other "M", the preference read from the
+# two tokens' probabilities for the first reply token.
+ALPACA_TEMPLATE = "evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
+ALPACA_TOKENS = ("m", "M")
+
+
 class JudgeError(RuntimeError):
     """The judge could not be reached or refused the request; never holds secrets."""
 
@@ -53,6 +62,13 @@ class ChatBackend(Protocol):
     """Anything that answers a batch of chat conversations, one reply text each."""
 
     def complete(self, conversations: Sequence[List[Message]]) -> List[str]: ...
+
+    def first_token_share(
+        self, conversations: Sequence[List[Message]], tokens: Tuple[str, str]
+    ) -> List[Optional[float]]:
+        """P(tokens[0]) / (P(tokens[0]) + P(tokens[1])) for each reply's first token, None
+        where the backend cannot tell (neither among the probabilities it returns)."""
+        ...
 
 
 def parse_verdict(text: str) -> Optional[str]:
@@ -102,6 +118,21 @@ def rate_prompt(conversation: Sequence[Message], reference: Optional[str]) -> Li
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
+def alpaca_prompt(instruction: str, output_1: str, output_2: str) -> List[Message]:
+    """AlpacaEval 2.0's annotator conversation, from the template the package ships; the
+    template is filled by plain replacement (its JSON-like layout holds other braces)."""
+    from alpaca_eval.utils import prompt_to_chatml
+
+    text = (resources.files("alpaca_eval") / ALPACA_TEMPLATE).read_text(encoding="utf-8")
+    for key, value in (
+        ("instruction", instruction),
+        ("output_1", output_1),
+        ("output_2", output_2),
+    ):
+        text = text.replace("{" + key + "}", value)
+    return [{"role": m["role"], "content": m["content"]} for m in prompt_to_chatml(text)]
+
+
 def _p_a(verdict: Optional[str], swapped: bool) -> Optional[float]:
     """P(answer a is better) from one verdict; in the swapped order a was shown as B."""
     if verdict is None:
@@ -144,6 +175,26 @@ class LLMJudge:
         self._count_unparsed(verdicts)
         p_a = [_p_a(v, swapped=i % 2 == 1) for i, v in enumerate(verdicts)]
         return [_mean(p_a[i : i + 2]) for i in range(0, len(p_a), 2)]
+
+    def prefer_weighted(
+        self, items: Sequence[Tuple[str, str, str]], seed: int = 0
+    ) -> List[Optional[float]]:
+        """P(answer_a is better) per (instruction, answer_a, answer_b) as AlpacaEval 2.0
+        asks its weighted annotator: once per item, the two answers in a random order (item
+        i's from `seed` and i), the preference the share of "m" (the first shown) in the
+        first reply token's probability. A local judge always answers; None only where an
+        endpoint's top log-probs hold neither token."""
+        first_is_a = [random.Random(f"{seed}/{i}").random() < 0.5 for i in range(len(items))]
+        conversations = [
+            alpaca_prompt(q, *((a, b) if keep else (b, a)))
+            for (q, a, b), keep in zip(items, first_is_a)
+        ]
+        shares = self.backend.first_token_share(conversations, ALPACA_TOKENS)
+        self.calls += len(conversations)
+        self._count_unparsed(shares)
+        return [
+            None if p is None else (p if keep else 1.0 - p) for p, keep in zip(shares, first_is_a)
+        ]
 
     def rate(self, items: Sequence[Tuple[List[Message], Optional[str]]]) -> List[Optional[float]]:
         """A 1-10 grade per (conversation ending with the answer to grade, optional

@@ -11,17 +11,20 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from functools import partial
 from time import sleep
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from ...distributed import shard_map
 from .llm import JudgeError, Message
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class MalformedReply(ValueError):
@@ -37,6 +40,20 @@ def reply_text(body: bytes) -> str:
     if not isinstance(content, str):
         raise MalformedReply(f"reply content is not text: {content!r}")
     return content
+
+
+def token_share(body: bytes, tokens: Tuple[str, str]) -> Optional[float]:
+    """P(tokens[0]) / (P(tokens[0]) + P(tokens[1])) from the first reply token's
+    `top_logprobs` (a token not among them counts as probability 0; None if neither is)."""
+    try:
+        top = json.loads(body)["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        found = {t["token"]: float(t["logprob"]) for t in top if t["token"] in tokens}
+    except (ValueError, LookupError, TypeError) as err:
+        raise MalformedReply(f"no top log-probs in the response body: {body[:200]!r}") from err
+    if not found:
+        return None
+    first, second = (math.exp(found.get(t, -math.inf)) for t in tokens)
+    return first / (first + second)
 
 
 def retryable_status(code: int) -> bool:
@@ -92,17 +109,28 @@ class OpenAIBackend:
 
     def complete(self, conversations: Sequence[List[Message]]) -> List[str]:
         """Each rank asks for its share of the conversations."""
-        return shard_map(lambda share: [self._chat(m) for m in share], conversations)
+        return shard_map(
+            lambda share: [
+                self._post(m, {"max_tokens": self.max_tokens}, reply_text) for m in share
+            ],
+            conversations,
+        )
 
-    def _chat(self, messages: List[Message]) -> str:
+    def first_token_share(
+        self, conversations: Sequence[List[Message]], tokens: Tuple[str, str]
+    ) -> List[Optional[float]]:
+        """One-token replies with their top log-probabilities (AlpacaEval's weighted
+        annotator asks for 5), the two tokens' share read from them."""
+        ask = {"max_tokens": 1, "logprobs": True, "top_logprobs": 5}
+        parse = partial(token_share, tokens=tokens)
+        return shard_map(lambda share: [self._post(m, ask, parse) for m in share], conversations)
+
+    def _post(self, messages: List[Message], ask: Dict[str, Any], parse: Callable[[bytes], T]) -> T:
+        """One chat-completions request (`ask`: what this call adds), retried as the class
+        says, its body read by `parse`."""
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         body = json.dumps(
-            {
-                "model": self.model,
-                "messages": messages,
-                "temperature": self.temperature,
-                "max_tokens": self.max_tokens,
-            }
+            {"model": self.model, "messages": messages, "temperature": self.temperature, **ask}
         ).encode()
         request = urllib.request.Request(self.url, data=body, headers=_headers(key), method="POST")
         last_error = ""
@@ -120,7 +148,7 @@ class OpenAIBackend:
                 sleep(delay)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    return reply_text(response.read())
+                    return parse(response.read())
             except urllib.error.HTTPError as err:
                 last_error = _redact(_http_error_detail(err), key)
                 if not retryable_status(err.code):

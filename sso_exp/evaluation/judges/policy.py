@@ -6,10 +6,12 @@ share of the conversations."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ...data.batching import length_batches
 from ...distributed import shard_map
 from ...models.generate import Answers, generate_texts
 from .llm import Message
@@ -50,3 +52,36 @@ class PolicyBackend:
             batch_size=self.batch_size,
             desc=self.desc,
         )
+
+    def first_token_share(
+        self, conversations: Sequence[List[Message]], tokens: Tuple[str, str]
+    ) -> List[Optional[float]]:
+        """The two tokens' share of the next-token distribution after each conversation's
+        generation prompt, from one forward pass (no decoding: it always answers)."""
+        return shard_map(lambda convs: self._shares(convs, tokens), conversations)
+
+    @torch.no_grad()
+    def _shares(self, conversations: List[List[Message]], tokens: Tuple[str, str]) -> List[float]:
+        tok, model = self.tokenizer, self.model
+        ids = [tok.encode(t, add_special_tokens=False)[0] for t in tokens]
+        prompts = [
+            tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+            for conv in conversations
+        ]
+        shares = [0.0] * len(prompts)
+        was_training = model.training
+        model.eval()
+        for idx in length_batches([len(p) for p in prompts], self.batch_size, self.desc):
+            enc = tok(
+                [prompts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                padding_side="left",
+                add_special_tokens=False,
+            ).to(model.device)
+            positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # as if unpadded
+            last = model(**enc, position_ids=positions).logits[:, -1, ids].float()
+            for i, share in zip(idx, torch.softmax(last, dim=-1)[:, 0].tolist()):
+                shares[i] = share
+        model.train(was_training)
+        return shares
