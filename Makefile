@@ -20,11 +20,12 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) -m sso_exp $(ARGS)
 
-# lint first (ruff's linter and formatter, configured in pyproject.toml), then the suite
+# lint first (ruff's linter and formatter, configured in pyproject.toml), then the suite in
+# two workers, a test file to a worker (module fixtures are made once), the slow files first
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs

@@ -106,6 +106,12 @@ def run_cli(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.C
     return run_module("sso_exp", *args, timeout=timeout)
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first, so that with several workers (`make test`) the longest files
+    start early instead of running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,8 +10,11 @@ import sys
 import time
 
 import mlflow
+import pytest
 
 from conftest import ROOT, TINY_ARGS, free_port, mlflow_server, run_module
+
+pytestmark = pytest.mark.slow  # long: `make test` starts these files first
 
 FAST = ("tracking=server", "tracking.retries=1", "tracking.timeout_s=5")
 

@@ -21,6 +21,8 @@ from conftest import FIXTURES, ROOT, run_cli, run_module, store
 from sso_exp.config import compose
 from sso_exp.pipeline.resume import run_identity
 
+pytestmark = pytest.mark.slow  # long: `make test` starts these files first
+
 ARGS = (
     "model=tiny",
     "schedule.iterations=2",

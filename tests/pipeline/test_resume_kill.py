@@ -15,6 +15,8 @@ import pytest
 
 from conftest import ROOT, store
 
+pytestmark = pytest.mark.slow  # long: `make test` starts these files first
+
 ARGS = (
     "model=tiny",
     "schedule.iterations=2",
