@@ -57,7 +57,9 @@ def sequential(model, tok, prompts, s) -> list:
 
 def main() -> None:
     from sso_exp.config import compose
+    from sso_exp.config.machine import describe_machine
     from sso_exp.data.encoding import chat_prompt
+    from sso_exp.distributed import stream_seed
     from sso_exp.models.device import autocast
     from sso_exp.models.loading import load_policy
     from sso_exp.steering.sampling import make_sampler
@@ -80,8 +82,9 @@ def main() -> None:
     torch.manual_seed(0)
     start = time.perf_counter()
     with autocast(cfg.trainer):
+        seeds = [stream_seed(cfg.schedule.seed, i) for i in range(len(prompts))]
         texts = make_sampler(model, tok, g, cfg.schedule.seed).sample(
-            prompts, g.max_new_tokens, "y+/y-/y0"
+            prompts, g.max_new_tokens, "y+/y-/y0", seeds
         )
     stage_s = time.perf_counter() - start
     stage_tps = generated_tokens(tok, texts) / stage_s
@@ -99,6 +102,7 @@ def main() -> None:
         f"| y+/y-/y0 stage | {len(prompts)} | {generated_tokens(tok, texts)} | "
         f"{stage_s:.1f} | {stage_tps:.1f} |"
     )
+    print(f"machine: {describe_machine()}")
     print(f"speedup={stage_tps / base_tps:.2f}")
 
 

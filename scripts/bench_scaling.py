@@ -11,13 +11,13 @@ of the 1-rank run's batch: both train on the same global batches."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from sso_exp.config.machine import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = (
@@ -37,22 +37,6 @@ STAGES = {
     "scoring (reference)": "time/scoring_s",
     "training": "time/training_s",
 }
-
-
-def machine() -> str:
-    flags = ""
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line
-    except OSError:
-        pass
-    amx = "AMX" if "amx_bf16" in flags else "no AMX"
-    avx512 = "AVX-512 bf16" if "avx512_bf16" in flags else "no AVX-512 bf16"
-    return f"{model}, {os.cpu_count()} cores, {amx}, {avx512}"
 
 
 def run(tmp: Path, name: str, extra: tuple) -> dict:
@@ -82,7 +66,7 @@ def main() -> None:
     for name, extra in RUNS.items():
         with tempfile.TemporaryDirectory() as tmp:
             results[name] = run(Path(tmp), name, extra)
-    print(f"\nmachine: {machine()}")
+    print(f"\nmachine: {describe_machine()}")
     print("| stage | " + " | ".join(f"{n} (s)" for n in results) + " |")
     print("|---|" + "---:|" * len(results))
     for stage, key in STAGES.items():

@@ -218,9 +218,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     train_f, ref_f = flops_per_token(args.tokens)
+    from sso_exp.config.machine import describe_machine
+
     print(
         f"{args.queries} queries x ~{args.tokens} tokens, median of {args.steps} steps, "
-        f"{torch.get_num_threads()} threads; ours: {' '.join(OURS + args.overrides)}"
+        f"{torch.get_num_threads()} threads; ours: {' '.join(OURS + args.overrides)}\n"
+        f"machine: {describe_machine()}"
     )
     header = (
         "dtype",

@@ -42,7 +42,10 @@ def main() -> None:
     wall = time.perf_counter() - start
     if job.returncode:
         sys.exit(f"the job failed with exit code {job.returncode}")
-    print(f"machine: {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB")
+    from sso_exp.config.machine import describe_machine
+
+    memory = psutil.virtual_memory().total / 2**30
+    print(f"machine: {describe_machine()}, {memory:.0f} GiB")
     print(f"wall_s={wall:.1f} peak_rss_gb={peak / 2**30:.2f}")
 
 

@@ -11,7 +11,9 @@ import dataclasses
 import importlib.util
 import logging
 import os
+import platform
 import shutil
+from pathlib import Path
 from typing import Tuple
 
 from .training import TrainerConfig
@@ -74,3 +76,19 @@ def resolve(t: TrainerConfig) -> TrainerConfig:
         "compiler found" if compiler else "no compiler",
     )
     return dataclasses.replace(t, precision=precision, compile=compile_)
+
+
+def describe_machine() -> str:
+    """The CPU model, cores and bf16 units, as benchmarks print them beside their figures."""
+    model, flags = platform.processor(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = line
+    except OSError:
+        pass
+    amx = "AMX" if "amx_bf16" in flags.split() else "no AMX"
+    avx512 = "AVX-512 bf16" if "avx512_bf16" in flags.split() else "no AVX-512 bf16"
+    return f"{model}, {os.cpu_count()} cores, {amx}, {avx512}"
