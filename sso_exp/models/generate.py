@@ -5,10 +5,11 @@ processor; judges and answers decode greedily."""
 
 from __future__ import annotations
 
-from typing import Callable, List, NamedTuple, Optional, Sequence, Set
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import torch
 from transformers import (
+    BatchEncoding,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
@@ -32,6 +33,31 @@ def stop_ids(model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> Set[int]:
     return ids | {i for i in (tok.eos_token_id, tok.pad_token_id) if i is not None}
 
 
+def prompt_batches(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    batch_size: int,
+    desc: Optional[str],
+) -> Iterator[Tuple[List[int], BatchEncoding]]:
+    """(indices, left-padded encoding on the model's device) per length-sorted batch of
+    formatted prompts, the model in eval mode meanwhile (its mode restored after)."""
+    was_training = model.training
+    model.eval()
+    try:
+        for idx in length_batches([len(p) for p in prompts], batch_size, desc):
+            enc = tok(
+                [prompts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                padding_side="left",
+                add_special_tokens=False,
+            )
+            yield idx, enc.to(model.device)
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def generate_texts(
     model: PreTrainedModel,
@@ -48,16 +74,7 @@ def generate_texts(
     texts: List[str] = [""] * len(prompts)
     cut = [False] * len(prompts)
     stops = torch.tensor(sorted(stop_ids(model, tok)))
-    was_training = model.training
-    model.eval()
-    for idx in length_batches([len(p) for p in prompts], batch_size, desc):
-        enc = tok(
-            [prompts[i] for i in idx],
-            return_tensors="pt",
-            padding=True,
-            padding_side="left",
-            add_special_tokens=False,
-        ).to(model.device)
+    for idx, enc in prompt_batches(model, tok, prompts, batch_size, desc):
         out = model.generate(
             **enc,
             do_sample=False,
@@ -69,5 +86,4 @@ def generate_texts(
         ended = torch.isin(new, stops).any(-1) | (new.shape[1] < max_new_tokens)
         for i, text, done in zip(idx, tok.batch_decode(new, skip_special_tokens=True), ended):
             texts[i], cut[i] = text.strip(), not bool(done)
-    model.train(was_training)
     return Answers(texts, cut)

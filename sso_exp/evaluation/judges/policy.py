@@ -11,9 +11,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ...data.batching import length_batches
 from ...distributed import shard_map
-from ...models.generate import Answers, generate_texts
+from ...models.generate import Answers, generate_texts, prompt_batches
 from .llm import Message
 
 
@@ -69,19 +68,9 @@ class PolicyBackend:
             for conv in conversations
         ]
         shares = [0.0] * len(prompts)
-        was_training = model.training
-        model.eval()
-        for idx in length_batches([len(p) for p in prompts], self.batch_size, self.desc):
-            enc = tok(
-                [prompts[i] for i in idx],
-                return_tensors="pt",
-                padding=True,
-                padding_side="left",
-                add_special_tokens=False,
-            ).to(model.device)
+        for idx, enc in prompt_batches(model, tok, prompts, self.batch_size, self.desc):
             positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # as if unpadded
             last = model(**enc, position_ids=positions).logits[:, -1, ids].float()
             for i, share in zip(idx, torch.softmax(last, dim=-1)[:, 0].tolist()):
                 shares[i] = share
-        model.train(was_training)
         return shares
