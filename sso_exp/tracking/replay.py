@@ -22,9 +22,7 @@ def replay(run_dir: Path) -> int:
         raise DataError(f"{run_dir}: no {BUFFER_FILE} beside a config.yaml: nothing to replay")
     tracking = TrackingConfig(**OmegaConf.to_container(OmegaConf.load(config).tracking))
     http_budget(tracking)
-    logger = RunLogger(tracking, buffer)
-    logger.down = True  # the run already exists: replay only
-    logger.replay()
+    RunLogger(tracking, buffer).replay()  # the calls name their run: none is made here
     return 0 if not buffer.is_file() else 1
 
 
