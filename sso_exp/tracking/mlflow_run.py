@@ -263,8 +263,8 @@ def check_tracking(tracking: TrackingConfig) -> None:
         exp_id = found.experiment_id if found else None
         if exp_id is None:
             exp_id = client.create_experiment(tracking.experiment_name, tracking.artifact_location)
-        if found is None or EXPERIMENT_KIND not in found.tags:
-            client.set_experiment_tag(exp_id, EXPERIMENT_KIND, "custom_model_development")
+        # always written: a store that reads but refuses writes fails here, not mid-run
+        client.set_experiment_tag(exp_id, EXPERIMENT_KIND, "custom_model_development")
     except DOWN as err:
         cause = str(err).splitlines()[0][:300]
         raise ConfigError(
