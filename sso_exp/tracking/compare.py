@@ -26,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..config import TrackingConfig
 from ..errors import ConfigError, SSOError
+from ..evaluation.accuracy import Z95
 from .mlflow_run import search_all_runs
 from .tables import markdown_table
 
@@ -242,13 +243,24 @@ def runs_table(
     """One row per run: label, status, short run id, duration, final metric values (of the
     metrics some run logged)."""
     final_metrics = [m for m in final_metrics if any(m in s for s in series)]
+    with_se = {m for m in final_metrics if any(f"{m}_se" in s for s in series)}
+
+    def finals(s: Series) -> Row:
+        row: Row = {}
+        for m in final_metrics:
+            row[m] = _final(s, m)
+            if m in with_se:  # the 95% half-width beside the value it qualifies
+                se = _final(s, f"{m}_se")
+                row[f"{m} ±95%"] = None if se is None else Z95 * se
+        return row
+
     return [
         {
             "label": name,
             "status": run.info.status,
             "run": run.info.run_id[:8],
             "duration": _duration(run),
-            **{m: _final(s, m) for m in final_metrics},
+            **finals(s),
         }
         for run, name, s in zip(study.runs, names, series)
     ]
@@ -288,8 +300,9 @@ def write_iterations(
 def plot_group(
     path: Path, group: str, metrics: Sequence[str], names: Sequence[str], series: Sequence[Series]
 ) -> Optional[Path]:
-    """`path`: one subplot per metric, one line per run, all on the group's iteration range
-    so subplots line up; None (nothing written) when no run logged any of the metrics."""
+    """`path`: one subplot per metric, one line per run (with 95% error bars where the run
+    logged the metric's standard error), all on the group's iteration range so subplots line
+    up; None (nothing written) when no run logged any of the metrics."""
     steps = [k for s in series for m in metrics for k in s.get(m, {})]
     if not steps:
         return None
@@ -306,9 +319,12 @@ def plot_group(
         for i, (name, s) in enumerate(zip(names, series)):
             if s.get(metric):
                 its = sorted(s[metric])
-                handles[name] = ax.plot(
+                se = s.get(f"{metric}_se", {})
+                handles[name] = ax.errorbar(
                     its,
                     [s[metric][k] for k in its],
+                    yerr=[Z95 * se.get(k, 0.0) for k in its] if se else None,
+                    capsize=3,
                     marker="o",
                     color=f"C{i % 10}",
                     linestyle=("-", "--", ":")[i // 10 % 3],
@@ -339,6 +355,7 @@ def report(
     study = find_study(client, experiment_name, target)
     plotted = list(dict.fromkeys(m for ms in settings.plots.values() for m in ms))
     wanted = list(dict.fromkeys([*settings.final_metrics, *plotted]))
+    wanted += [f"{m}_se" for m in wanted]  # intervals where a metric logs its standard error
     series = [iteration_series(client, run, wanted) for run in study.runs]
     names = labels(study.runs)
     table = runs_table(study, names, series, settings.final_metrics)

@@ -81,10 +81,16 @@ def store(tmp_path_factory):
                 "sso.overrides": f"experiment={name} schedule.iterations=2",
             },
         ).info.run_id
+        se = {"train/loss_se": [0.05, 0.02], "onpolicy/chosen_se": [0.1, 0.2]} if job == 0 else {}
         _log(
             client,
             run,
-            {"pairs/kept": kept, "train/loss": loss, "onpolicy/chosen": [-1.0 - job, -0.5 - job]},
+            {
+                "pairs/kept": kept,
+                "train/loss": loss,
+                "onpolicy/chosen": [-1.0 - job, -0.5 - job],
+                **se,  # the sso job logged standard errors: intervals in table and plot
+            },
             [("loss.name", "ipo"), ("output_dir", f"/runs/{job}")],
         )
         client.set_terminated(run, status)
@@ -132,8 +138,11 @@ def test_sweep_report(store, tmp_path):
         (8.0, 0.3),
     ]
     assert all("gsm8k/exact_match" not in r and len(r["run"]) == 8 for r in runs)  # no run has it
+    assert float(runs[0]["train/loss ±95%"]) == pytest.approx(1.96 * 0.02, rel=1e-3)
+    assert [r["train/loss ±95%"] for r in runs[1:]] == ["", ""]
+    assert "pairs/kept ±95%" not in runs[0]  # no run logged its standard error
     md = (tmp_path / "runs.md").read_text()
-    assert "| experiment=pbaa | FAILED |" in md and "| 4 | 0.625 |" in md
+    assert "| experiment=pbaa | FAILED |" in md and "| 4 | 0.625 | - |" in md
     iters = _rows(tmp_path / "iterations.csv")
     assert len(iters) == 3 * 2 * 2  # runs x plotted metrics with data x iterations
     assert {
