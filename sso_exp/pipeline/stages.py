@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from pathlib import Path
@@ -189,6 +190,10 @@ def train_on_pairs(
     )
     logger.step_offset += steps
     train = {f"train/{k}": v for k, v in metrics.items()}
+    seen = len(records) * cfg.schedule.epochs  # pairs behind each accuracy: its interval
+    for key in [k for k in train if k.endswith("accuracies")]:
+        p = min(max(train[key], 0.0), 1.0)
+        train[f"{key}_se"] = math.sqrt(p * (1.0 - p) / seen)
     train[f"time/{objective.prefix}training_s"] = time.perf_counter() - clock
     if torch.cuda.is_available():
         train["gpu/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30

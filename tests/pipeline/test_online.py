@@ -1,6 +1,7 @@
 """`python -m sso_exp` on model=tiny: what a run leaves behind, and how bad input fails."""
 
 import json
+import math
 from pathlib import Path
 
 import mlflow
@@ -80,6 +81,9 @@ def test_mlflow_run_holds_config_metrics_and_pairs(online_run):
     assert steps == sorted(set(steps)) and len(steps) == 4  # 2 iterations x 2 steps, no repeats
     onpol = client.get_metric_history(run.info.run_id, "onpolicy/chosen")
     assert [m.step for m in onpol] == [1, 2] and all(m.value < 0 for m in onpol)
+    acc, se = (run.data.metrics[f"train/rewards/accuracies{s}"] for s in ("", "_se"))
+    kept = run.data.metrics["pairs/kept"]  # the last iteration's pairs, trained once
+    assert se == pytest.approx(math.sqrt(acc * (1 - acc) / kept))  # a binomial interval
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "iter_1", "iter_2", "summary.md"} <= arts
     assert [a.path for a in client.list_artifacts(run.info.run_id, "iter_2")] == [
