@@ -17,6 +17,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import forkserver
 import pytest
 from hydra.core.hydra_config import HydraConfig
 
@@ -80,17 +81,9 @@ def compose_cfg(tmp_path: Path, *overrides: str):
 
 
 def run_module(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python -m <module> <args>` as a user runs it: from the repository root, no stdin,
-    Hydra's short error messages, output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
-        stdin=subprocess.DEVNULL,
-    )
+    """`python -m <module> <args>` as a user runs it (tests/forkserver.py): its own process,
+    from the repository root, no stdin, Hydra's short error messages, output captured."""
+    return forkserver.Job(module, args, ROOT).wait(timeout)
 
 
 def run_cli(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -197,6 +197,32 @@ def train_on_pairs(
     train[f"time/{objective.prefix}training_s"] = time.perf_counter() - clock
     if torch.cuda.is_available():
         train["gpu/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    clock = time.perf_counter()
+    train.update(preference_after(model, tok, encoded, scores, cfg, objective.prefix))
+    train[f"time/{objective.prefix}after_scoring_s"] = time.perf_counter() - clock
     logger.log_iteration(iteration, train)
     save_model(model, tok, run_dir / f"iter_{iteration}" / save_as)
     return {**stats, **train}
+
+
+def preference_after(
+    model, tok, encoded, before: Dict[str, SeqLogps], cfg: SSOConfig, prefix: str
+) -> Dict[str, float]:
+    """What the trained model prefers on the pairs it was just trained on: the main pair's
+    log-ratio margin against the model before training,
+    log pi(y+)/pi_0(y+) - log pi(y-)/pi_0(y-), and the share of pairs where it is positive.
+    The running `train/*accuracies` mix every step's model; this is the model saved."""
+    names = ("main_chosen", "main_rejected")
+    after = score_named(
+        model,
+        {n: encoded[n] for n in names},
+        tok.pad_token_id,
+        cfg.scoring.batch_size,
+        cfg.trainer.logps_chunk,
+    )
+    chosen, rejected = (after[n].sum - before[n].sum for n in names)
+    margin = (chosen - rejected).double()
+    stats: Dict[str, float] = {}
+    for key, values in (("margin", margin), ("accuracy", (margin > 0).double())):
+        stats[f"{prefix}after/{key}"], stats[f"{prefix}after/{key}_se"] = mean_and_se(values)
+    return stats

@@ -34,6 +34,8 @@ COLUMNS: Sequence[Column] = (
     ("acc main", "train/rewards/accuracies", "{:.2f}"),
     ("acc p", "train/p_rewards/accuracies", "{:.2f}"),
     ("acc n", "train/n_rewards/accuracies", "{:.2f}"),
+    ("acc after", "after/accuracy", "{:.2f}"),
+    ("margin after", "after/margin", "{:.2f}"),
     ("W", "train/w/mean", "{:.3f}"),
     ("signal acc", "signal/accuracy", "{:.1f}"),
 )
@@ -51,7 +53,8 @@ def _cell(row: Dict[str, float], key: str, fmt: str) -> str:
 
 def summary_table(rows: List[Dict[str, float]], columns: Sequence[Column] = COLUMNS) -> str:
     """The policy columns by default: lengths in tokens; onpol, the mean token log-prob of
-    the response under pi(.|x) before the iteration's training; a figure measured over
+    the response under pi(.|x) before the iteration's training; acc and margin after, what
+    the trained policy prefers on the pairs it was trained on; a figure measured over
     queries shows ± its 95% interval (1.96 standard errors)."""
     return markdown_table(
         [h for h, _, _ in columns], [[_cell(r, k, f) for _, k, f in columns] for r in rows]

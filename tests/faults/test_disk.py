@@ -3,11 +3,9 @@ one message naming the file, iteration 1's work intact, and the same command the
 the run like one that never failed."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import ROOT, TINY_ARGS, run_cli, store
+from conftest import ROOT, TINY_ARGS, run_cli, run_module, store
 
 INJECT = Path(__file__).with_name("inject.py")
 
@@ -19,14 +17,7 @@ def test_a_full_disk_names_the_file_loses_nothing_and_the_run_resumes(tmp_path):
         f"tracking.artifact_location={tmp_path}/art",
         *TINY_ARGS,
     ]
-    proc = subprocess.run(
-        [sys.executable, str(INJECT), "run/iter_2/pairs.jsonl", "1", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_module(str(INJECT), "run/iter_2/pairs.jsonl", "1", *args)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "Traceback" not in out, out[-3000:]
     assert f"{tmp_path}/run/iter_2/pairs.jsonl: No space left on device" in out

@@ -13,7 +13,8 @@ def test_two_iterations_on_the_embedded_model(tmp_path):
         tmp_path,
         "schedule.iterations=2",
         "schedule.queries_per_iteration=4",
-        "generation.max_new_tokens=32",
+        "generation.max_new_tokens=16",
+        "principle.identify_max_new_tokens=12",
         "schedule.batch_size=2",
         "schedule.grad_accum=1",
     )

@@ -7,11 +7,10 @@ iteration 2 goes on, started again, from its last finished stage."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+import forkserver
 import mlflow
 import pytest
 import torch
@@ -118,20 +117,14 @@ def test_two_ranks_killed_while_sampling_iteration_2_resume(tmp_path, one_rank):
         *ARGS,
         *TWO_RANKS,
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sso_exp", *args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = forkserver.Job("sso_exp", args, ROOT)
     start = time.monotonic()
     while "iter_1/train" not in stages(run_dir):
         assert proc.poll() is None, "the run ended before the kill"
         assert time.monotonic() - start < 300
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)  # rank 0; rank 1 follows it
-    proc.wait()
+    proc.wait(timeout=120)
     assert not (run_dir / "iter_2/pairs.jsonl").exists()
     kept = (run_dir / "iter_1/pairs.jsonl").stat().st_mtime_ns
     resumed = run_cli(tmp_path, *ARGS, *TWO_RANKS)

@@ -6,14 +6,13 @@ reproduces is pinned by test_golden). Also: every run records its provenance."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
+import forkserver
 import mlflow
 import pytest
 
-from conftest import ROOT, store
+from conftest import ROOT, run_module, store
 
 pytestmark = pytest.mark.slow  # long: `make test` starts these files first
 
@@ -31,26 +30,16 @@ STEPS_PER_ITERATION = 12
 
 
 def command(tmp):
-    return [
-        sys.executable,
-        "-m",
-        "sso_exp",
+    return (
         f"hydra.run.dir={tmp}/run",
         f"tracking.uri={store(tmp)}",
         f"tracking.artifact_location={tmp}/art",
         *ARGS,
-    ]
+    )
 
 
 def run(tmp):
-    proc = subprocess.run(
-        command(tmp),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_module("sso_exp", *command(tmp))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -79,19 +68,16 @@ def logged_steps(tmp, key="loss"):
 
 def kill_when(tmp, ready, timeline, signum=signal.SIGKILL):
     """Start the run, send it `signum` as soon as `ready()` holds; its exit code and output."""
-    start, log = time.monotonic(), tmp / "out.log"  # a file: a full pipe would block the run
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            command(tmp), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+    start = time.monotonic()
+    proc = forkserver.Job("sso_exp", command(tmp), ROOT, log=tmp / "out.log")
     while not ready():
         assert proc.poll() is None, "the run ended before the kill"
         assert time.monotonic() - start < 300
         time.sleep(0.02)
     os.kill(proc.pid, signum)
-    proc.wait(timeout=120)
+    done = proc.wait(timeout=120)
     timeline.append(f"killed at {time.monotonic() - start:.1f}s with stages {list(stages(tmp))}")
-    return proc.returncode, log.read_text()
+    return done.returncode, done.stdout
 
 
 def history(tmp):

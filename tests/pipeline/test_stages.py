@@ -1,0 +1,40 @@
+"""What the trained policy prefers on its own pairs after an iteration's training."""
+
+import torch
+
+from conftest import compose_cfg
+from sso_exp.data.encoding import encode_records, pad
+from sso_exp.data.records import make_record
+from sso_exp.models.logprobs import score_named, sequence_logps
+from sso_exp.pipeline.stages import preference_after
+
+NAMES = ["main_chosen", "main_rejected"]
+
+
+def test_the_preference_after_training_is_the_margin_against_the_model_before(tiny, tmp_path):
+    model, tok = tiny
+    cfg = compose_cfg(tmp_path, "model=tiny")
+    records = [
+        make_record(f"Question {i}?", "Be good.", "Be bad.", f"Answer {i}.", f"zq {i} kk", "")
+        for i in range(4)
+    ]
+    encoded = encode_records(tok, records, NAMES, 256)
+    before = score_named(model, encoded, tok.pad_token_id, 4)
+    unchanged = preference_after(model, tok, encoded, before, cfg, "")
+    assert unchanged["after/margin"] == 0 and unchanged["after/accuracy"] == 0  # no tie wins
+
+    chosen, rejected = (pad(encoded[n], tok.pad_token_id) for n in NAMES)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(5):  # raise every chosen answer against its rejected one
+        gap = sequence_logps(model, chosen).sum - sequence_logps(model, rejected).sum
+        optimizer.zero_grad()
+        (-gap.sum()).backward()
+        optimizer.step()
+    after = score_named(model, encoded, tok.pad_token_id, 4)
+    margin = (after["main_chosen"].sum - before["main_chosen"].sum) - (
+        after["main_rejected"].sum - before["main_rejected"].sum
+    )
+    learnt = preference_after(model, tok, encoded, before, cfg, "generator/")
+    assert learnt["generator/after/accuracy"] == (margin > 0).double().mean().item() == 1.0
+    assert abs(learnt["generator/after/margin"] - margin.double().mean().item()) < 1e-3
+    assert learnt["generator/after/margin_se"] > 0
