@@ -5,10 +5,9 @@ command resumes once the server is back), and on_error=buffer records the calls 
 folder and replays them (`python -m sso_exp.tracking.replay`)."""
 
 import json
-import subprocess
-import sys
 import time
 
+import forkserver
 import mlflow
 import pytest
 
@@ -20,16 +19,13 @@ FAST = ("tracking=server", "tracking.retries=1", "tracking.timeout_s=5")
 
 
 def command(tmp, url, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "sso_exp",
+    return (
         f"hydra.run.dir={tmp}/run",
         f"tracking.uri={url}",
         *FAST,
         *TINY_ARGS,
         *extra,
-    ]
+    )
 
 
 def stages(tmp):
@@ -43,16 +39,13 @@ def run_until_server_stops(tmp, port, *extra):
     """Start the run against a server, stop the server once iteration 1 has sampled; the
     run's exit code, output, and seconds from the stop to its end."""
     with mlflow_server(tmp, port) as url:
-        log = (tmp / "out.log").open("w")
-        proc = subprocess.Popen(
-            command(tmp, url, *extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = forkserver.Job("sso_exp", command(tmp, url, *extra), ROOT, log=tmp / "out.log")
         while "iter_1/sample" not in stages(tmp):
             assert proc.poll() is None, (tmp / "out.log").read_text()[-3000:]
             time.sleep(0.1)
     stopped = time.monotonic()
-    proc.wait(timeout=300)
-    return proc.returncode, (tmp / "out.log").read_text(), time.monotonic() - stopped
+    done = proc.wait(timeout=300)
+    return done.returncode, done.stdout, time.monotonic() - stopped
 
 
 def the_run(url):
@@ -84,7 +77,7 @@ def test_server_gone_mid_run_stops_it_in_one_message_and_it_resumes(tmp_path):
     assert "config key 'tracking.uri'" in out and "did not answer" in out
     assert waited < 60 and "iter_1/sample" in stages(tmp_path)
     with mlflow_server(tmp_path, port) as url:
-        proc = subprocess.run(command(tmp_path, url), cwd=ROOT, capture_output=True, text=True)
+        proc = run_module("sso_exp", *command(tmp_path, url))
         assert proc.returncode == 0, proc.stderr[-3000:]
         client, run = the_run(url)
         assert run.info.status == "FINISHED"
