@@ -21,11 +21,12 @@ run: setup
 	$(PY) -m sso_exp $(ARGS)
 
 # lint first (ruff's linter and formatter, configured in pyproject.toml), then the suite in
-# two workers, a test file to a worker (module fixtures are made once), the slow files first
+# two workers, a test file to a worker (module fixtures are made once), the files in the
+# suite's order (slow ones first, tests/conftest.py), not xdist's most-tests-first
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs

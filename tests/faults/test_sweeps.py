@@ -6,9 +6,12 @@ import subprocess
 import sys
 
 import mlflow
+import pytest
 from tracking.test_sweep import SMALL
 
 from conftest import ROOT, store
+
+pytestmark = pytest.mark.slow  # whole runs: `make test` starts these files first
 
 
 def start_sweep(tmp_path, *overrides):

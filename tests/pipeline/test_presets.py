@@ -6,6 +6,8 @@ from test_online import only_run, out
 
 from conftest import CONF, run_cli
 
+pytestmark = pytest.mark.slow  # whole runs: `make test` starts these files first
+
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 TINY = [
     "model=tiny",

@@ -8,6 +8,8 @@ import pytest
 from conftest import run_module, store
 from sso_exp.tracking.sweep import expand_jobs
 
+pytestmark = pytest.mark.slow  # whole runs: `make test` starts these files first
+
 SMALL = (
     "model=tiny",
     "schedule.iterations=1",

@@ -6,6 +6,8 @@ import pytest
 
 from conftest import TINY_ARGS, mlflow_server, run_module
 
+pytestmark = pytest.mark.slow  # whole runs: `make test` starts these files first
+
 
 @pytest.fixture
 def server(tmp_path):

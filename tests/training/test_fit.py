@@ -113,6 +113,7 @@ def _history(logger, key):
     return [m.value for m in logger.experiment.get_metric_history(logger.run_id, key)]
 
 
+@pytest.mark.slow
 def test_bf16_learns_what_fp32_learns(tmp_path):
     """bf16 changes the matmuls only: log-softmax, log-probs and loss stay float32, so a
     few steps from the same start give the same losses and rewards within a small
@@ -255,6 +256,7 @@ def test_lora_trains_adapters_and_merges_them_back(tmp_path):
     assert all(p.requires_grad for p in trained.parameters())
 
 
+@pytest.mark.slow
 def test_ddp_spawn_on_two_cpu_processes_matches_one_process(tmp_path):
     """Same global batch (2 x 1 vs 1 x 2), same data order: the same losses step by step,
     logged by rank 0 into the main process's run, and the trained weights back in it."""
