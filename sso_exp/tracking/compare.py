@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ..config import TrackingConfig
 from ..errors import ConfigError, SSOError
 from ..evaluation.accuracy import Z95
+from .differences import Series, differences, final_value
 from .mlflow_run import search_all_runs
 from .tables import markdown_table
 
@@ -34,8 +35,6 @@ CONF_FILE = Path(__file__).resolve().parents[2] / "conf" / "compare.yaml"
 ARTIFACT_DIR = "compare"
 # Params that differ between any two runs whatever was compared: useless as labels.
 _PER_RUN_PARAMS = ("output_dir", "tracking.")
-
-Series = Dict[str, Dict[int, float]]  # metric -> iteration -> value, for one run
 
 
 class CompareError(SSOError):
@@ -219,11 +218,6 @@ def iteration_series(client: MlflowClient, run: Run, metrics: Sequence[str]) -> 
     return series
 
 
-def _final(series: Series, metric: str) -> Optional[float]:
-    values = series.get(metric)
-    return values[max(values)] if values else None
-
-
 def _duration(run: Run) -> str:
     if not run.info.end_time or not run.info.start_time:
         return "-"
@@ -248,9 +242,9 @@ def runs_table(
     def finals(s: Series) -> Row:
         row: Row = {}
         for m in final_metrics:
-            row[m] = _final(s, m)
+            row[m] = final_value(s, m)
             if m in with_se:  # the 95% half-width beside the value it qualifies
-                se = _final(s, f"{m}_se")
+                se = final_value(s, f"{m}_se")
                 row[f"{m} ±95%"] = None if se is None else Z95 * se
         return row
 
@@ -350,7 +344,8 @@ def report(
     client: MlflowClient, experiment_name: str, target: str, out_dir: Path, settings: ReportSettings
 ) -> List[Path]:
     """Write the report of `target` (sweep id, parent run id or experiment name) to out_dir
-    (runs.md, runs.csv, iterations.csv, <group>.png) and, for a sweep when
+    (runs.md, differences.md where two runs logged a metric with its standard error,
+    runs.csv, iterations.csv, <group>.png) and, for a sweep when
     `settings.log_to_parent`, log it to the parent run under compare/. Returns the files."""
     study = find_study(client, experiment_name, target)
     plotted = list(dict.fromkeys(m for ms in settings.plots.values() for m in ms))
@@ -361,8 +356,12 @@ def report(
     table = runs_table(study, names, series, settings.final_metrics)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "runs.md").write_text(markdown(table))
-    paths = [
-        out_dir / "runs.md",
+    paths = [out_dir / "runs.md"]
+    diffs = differences(names, series, settings.final_metrics)
+    if diffs:
+        (out_dir / "differences.md").write_text(markdown(diffs))
+        paths.append(out_dir / "differences.md")
+    paths += [
         _write_csv(
             out_dir / "runs.csv",
             list(table[0]),  # full precision, "" if missing
@@ -414,6 +413,8 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     print((out_dir / "runs.md").read_text())
+    if (out_dir / "differences.md") in paths:
+        print((out_dir / "differences.md").read_text())
     print("\n".join(["wrote:", *(f"  {p}" for p in paths)]))
 
 
