@@ -19,6 +19,7 @@ from pathlib import Path
 
 import forkserver
 import pytest
+import torch
 from hydra.core.hydra_config import HydraConfig
 
 from sso_exp.config import compose
@@ -27,6 +28,20 @@ from sso_exp.models.loading import load_policy
 # trainer.precision=auto and compile=auto mean 32-true uncompiled in the suite (and in the
 # runs it starts): its numbers and times do not depend on the machine it lands on.
 os.environ["SSO_EXP_AUTO"] = "off"
+
+
+def _share_the_cores() -> None:
+    """With several test workers each takes its share of the cores for torch (and the jobs
+    it starts): n workers x all cores each oversubscribes them, and waiting OpenMP threads
+    spin instead of yielding."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+_share_the_cores()
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # small files made for the tests

@@ -49,11 +49,15 @@ def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> Run
     logger = start_run(
         cfg, cfg.tracking, config_file, tags={**job_tags(), **provenance_tags(record)}
     )
-    logger.log_file(run_dir / "provenance.json")
-    logger.log_data_files(data_files(cfg), record["data_sha256"])
-    if progress is not None:
-        progress.run_id = logger.run_id
-        progress.save()
+    try:
+        logger.log_file(run_dir / "provenance.json")
+        logger.log_data_files(data_files(cfg), record["data_sha256"])
+        if progress is not None:
+            progress.run_id = logger.run_id
+            progress.save()
+    except BaseException as err:  # the run exists: it must not stay RUNNING
+        logger.close("KILLED" if isinstance(err, (KeyboardInterrupt, Stopped)) else "FAILED")
+        raise
     return logger
 
 

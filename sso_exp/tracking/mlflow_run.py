@@ -21,6 +21,7 @@ from mlflow.entities import DatasetInput, InputTag, Run
 from mlflow.exceptions import MlflowException
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.loggers.logger import DummyLogger
+from sqlalchemy.exc import IntegrityError
 
 from ..config import SSOConfig, TrackingConfig, flatten
 from ..errors import ConfigError, SSOError
@@ -211,7 +212,15 @@ class RunLogger(MLFlowLogger):
             )
             for key, path in files.items()
         ]
-        if inputs:
+        if not inputs:
+            return
+        try:
+            self.experiment.log_inputs(self.run_id, datasets=inputs)
+        except MlflowException as err:
+            if not isinstance(err.__cause__, IntegrityError):
+                raise
+            # a job started beside this one (a parallel sweep) registered the same file in
+            # the same instant; now that the dataset exists, logging links it
             self.experiment.log_inputs(self.run_id, datasets=inputs)
 
     def describe(self, text: str) -> None:

@@ -1,0 +1,52 @@
+"""Opening a run's MLflow run: two sweep jobs registering the same data file at once both
+get it linked; a failure after the run exists closes it FAILED, never leaves it RUNNING."""
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import IntegrityError
+
+from conftest import compose_cfg, store
+from sso_exp.pipeline.tracked_run import open_run
+
+
+def only_run(tmp_path):
+    client = mlflow.MlflowClient(store(tmp_path))
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return client.get_run(run.info.run_id)
+
+
+def race_once(monkeypatch, error):
+    """log_data_files' first log_inputs fails as a concurrent insert of the same dataset
+    makes it fail (or with `error`), the next goes through."""
+    real, calls = mlflow.MlflowClient.log_inputs, []
+
+    def log_inputs(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise MlflowException("insert failed") from error
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_inputs", log_inputs)
+    return calls
+
+
+def test_a_dataset_registered_by_a_job_beside_it_is_linked(tmp_path, monkeypatch):
+    calls = race_once(monkeypatch, IntegrityError("INSERT", {}, Exception("UNIQUE")))
+    cfg = compose_cfg(tmp_path, "model=tiny")
+    (tmp_path / "run").mkdir()
+    logger = open_run(cfg, tmp_path / "run", None)
+    logger.close("FINISHED")
+    assert len(calls) == 2
+    run = only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["demo_queries.jsonl"]
+
+
+def test_a_failure_after_the_run_exists_closes_it_failed(tmp_path, monkeypatch):
+    race_once(monkeypatch, OSError("disk"))  # not a race: raised, not retried
+    cfg = compose_cfg(tmp_path, "model=tiny")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(MlflowException):
+        open_run(cfg, tmp_path / "run", None)
+    assert only_run(tmp_path).info.status == "FAILED"
