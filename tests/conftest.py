@@ -32,8 +32,7 @@ os.environ["SSO_EXP_AUTO"] = "off"
 
 def _share_the_cores() -> None:
     """With several test workers each takes its share of the cores for torch (and the jobs
-    it starts): n workers x all cores each oversubscribes them, and waiting OpenMP threads
-    spin instead of yielding."""
+    it starts): n workers with all cores each would oversubscribe them."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         threads = max(1, (os.cpu_count() or 1) // workers)

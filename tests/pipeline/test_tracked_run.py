@@ -5,15 +5,10 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import IntegrityError
+from test_online import only_run
 
-from conftest import compose_cfg, store
+from conftest import compose_cfg
 from sso_exp.pipeline.tracked_run import open_run
-
-
-def only_run(tmp_path):
-    client = mlflow.MlflowClient(store(tmp_path))
-    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    return client.get_run(run.info.run_id)
 
 
 def race_once(monkeypatch, error):
@@ -38,7 +33,8 @@ def test_a_dataset_registered_by_a_job_beside_it_is_linked(tmp_path, monkeypatch
     logger = open_run(cfg, tmp_path / "run", None)
     logger.close("FINISHED")
     assert len(calls) == 2
-    run = only_run(tmp_path)
+    client, run = only_run(tmp_path)
+    run = client.get_run(run.info.run_id)  # with its inputs
     assert run.info.status == "FINISHED"
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["demo_queries.jsonl"]
 
@@ -49,4 +45,4 @@ def test_a_failure_after_the_run_exists_closes_it_failed(tmp_path, monkeypatch):
     (tmp_path / "run").mkdir()
     with pytest.raises(MlflowException):
         open_run(cfg, tmp_path / "run", None)
-    assert only_run(tmp_path).info.status == "FAILED"
+    assert only_run(tmp_path)[1].info.status == "FAILED"
