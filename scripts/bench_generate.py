@@ -7,6 +7,8 @@ autocast): three chat prompts per query (p+ / p- as system prompts, and none), s
 the generation config's temperature, top-p, max_new_tokens and batch size. The baseline
 calls `model.generate` once per prompt in float32 (no batching, no autocast) on the first
 `--baseline-prompts` of the same prompts. Tokens are counted up to and including EOS. The
+decode bound is a matmul peak measured here (in the stage's dtype) over 2 x parameters
+FLOP per token (attention over the context left out, so the true bound is lower). The
 last line reads `speedup=<stage tok/s / sequential tok/s>`."""
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ def sequential(model, tok, prompts, s) -> list:
 
 
 def main() -> None:
+    from bench_step import matmul_peak  # scripts/, beside this one
+
     from sso_exp.config import compose
     from sso_exp.config.machine import describe_machine
     from sso_exp.data.encoding import chat_prompt
     from sso_exp.distributed import stream_seed
-    from sso_exp.models.device import autocast
+    from sso_exp.models.device import AUTOCAST, autocast
     from sso_exp.models.loading import load_policy
     from sso_exp.steering.sampling import make_sampler
 
@@ -101,6 +105,12 @@ def main() -> None:
     print(
         f"| y+/y-/y0 stage | {len(prompts)} | {generated_tokens(tok, texts)} | "
         f"{stage_s:.1f} | {stage_tps:.1f} |"
+    )
+    dtype = AUTOCAST.get(cfg.trainer.precision, torch.float32)
+    bound = matmul_peak(dtype) / (2 * sum(p.numel() for p in model.parameters()))
+    print(
+        f"decode bound ({str(dtype)[6:]} matmul peak / 2 x params): {bound:.0f} tok/s; "
+        f"the stage at {stage_tps / bound:.1%} of it"
     )
     print(f"machine: {describe_machine()}")
     print(f"speedup={stage_tps / base_tps:.2f}")

@@ -4,11 +4,14 @@
 
 Samples the resident memory of the job's whole process tree every 0.2 s, then prints each
 iteration's time split by stage (the run's `time/*_s` metrics, read from a store of its own
-in a temporary folder). The last line reads `wall_s=<s> peak_rss_gb=<GB>`. Targets on a
-2-core machine: the default job <= 120 s and <= 4 GB; an iteration of 64 queries <= 300 s."""
+in a temporary folder). torch.compile's kernel cache starts empty, as on a fresh machine
+(set TORCHINDUCTOR_CACHE_DIR to measure with a warm one). The last line reads
+`wall_s=<s> peak_rss_gb=<GB>`. Targets on a 2-core machine: the default job <= 120 s and
+<= 4 GB; an iteration of 64 queries <= 300 s."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +57,8 @@ def main() -> None:
     cmd = [sys.executable, "-m", "sso_exp", *own, *sys.argv[1:]]
     print("running:", " ".join(cmd), flush=True)
     start = time.perf_counter()
-    job = subprocess.Popen(cmd, cwd=ROOT)
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(folder / "inductor"), **os.environ}
+    job = subprocess.Popen(cmd, cwd=ROOT, env=env)
     watched, peak = psutil.Process(job.pid), 0
     while job.poll() is None:
         try:

@@ -1,7 +1,9 @@
 """`trainer.precision=auto` and `trainer.compile=auto` resolved against the machine: bf16
 weights and compiled layers where bf16 matmuls are fast (a CPU with AMX or AVX-512 bf16, a
 GPU with bf16) and a compiler is present, else float32 uncompiled, which is faster where bf16
-is emulated (an AVX2-only CPU runs bf16 matmuls below its float32 speed).
+is emulated (an AVX2-only CPU runs bf16 matmuls below its float32 speed). Compiling costs
+its time once per process, so auto compiles only a run that plans enough training
+micro-batches to win it back.
 `SSO_EXP_AUTO=off` makes auto mean 32-true uncompiled on any machine (the test suite sets it,
 so its numbers and times do not depend on the machine it lands on)."""
 
@@ -19,6 +21,11 @@ from typing import Tuple
 from .training import TrainerConfig
 
 log = logging.getLogger(__name__)
+
+# Compiling SmolLM2-135M's decoder layers took ~27 s on a 2-core AMX CPU and saved ~1.3 s
+# per bf16 micro-batch of the default schedule (scripts/measure_main_job.py): it pays
+# from about 20 micro-batches in one process.
+COMPILE_PAYS_FROM = 20
 
 
 def on_gpu(t: TrainerConfig) -> bool:
@@ -52,9 +59,10 @@ def has_compiler(t: TrainerConfig) -> bool:
     return any(n and shutil.which(n) for n in names)
 
 
-def resolve(t: TrainerConfig) -> TrainerConfig:
+def resolve(t: TrainerConfig, micro_batches: int = COMPILE_PAYS_FROM) -> TrainerConfig:
     """The trainer config with `auto` precision and compile decided, the choice logged.
-    Several processes get bf16-mixed (bf16-true keeps fp32 master copies in one process)."""
+    Several processes get bf16-mixed (bf16-true keeps fp32 master copies in one process);
+    `micro_batches` is what the run plans to train in this process."""
     if "auto" not in (t.precision, t.compile):
         return t
     fast, why = fast_bf16(t)
@@ -67,13 +75,14 @@ def resolve(t: TrainerConfig) -> TrainerConfig:
         precision = ("bf16-true" if one else "bf16-mixed") if fast and compiler else "32-true"
     compile_ = t.compile
     if compile_ == "auto":
-        compile_ = fast and compiler and one
+        compile_ = fast and compiler and one and micro_batches >= COMPILE_PAYS_FROM
     log.info(
-        "trainer.precision=%s, trainer.compile=%s (%s, %s)",
+        "trainer.precision=%s, trainer.compile=%s (%s, %s, %d planned micro-batches)",
         precision,
         compile_,
         why,
         "compiler found" if compiler else "no compiler",
+        micro_batches,
     )
     return dataclasses.replace(t, precision=precision, compile=compile_)
 

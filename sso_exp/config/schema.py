@@ -117,5 +117,7 @@ def validate(cfg: DictConfig) -> SSOConfig:
     if "hydra" in cfg:  # present when composed with return_hydra_config (tests)
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SSOConfig), cfg))
-    config.trainer = resolve(config.trainer)  # auto precision and compile, for this machine
+    s = config.schedule  # auto precision and compile, for this machine and schedule
+    planned = s.iterations * s.epochs * -(-s.queries_per_iteration // s.batch_size)
+    config.trainer = resolve(config.trainer, planned)
     return config

@@ -18,6 +18,7 @@ from ..data.records import read_records
 from ..models.device import device
 from ..models.loading import checkpoint_problem, load_checkpoint, load_policy
 from ..tracking.mlflow_run import RunLogger
+from ..training.heap import release_memory
 from ..training.objectives import generator_objective
 from .evaluate import evaluate, make_judge
 from .resume import Progress, open_progress, stage_key
@@ -86,6 +87,7 @@ class Stages:
         if not self.progress.done(stage):
             pl.seed_everything(self.seed + STAGE_SEEDS[name], workers=True, verbose=False)
             self.progress.finish(stage, work(), self.logger.step_offset)
+            release_memory()  # what the stage held (a Trainer, its optimizer) and glibc's heap
         return self.progress.stages[stage]
 
 

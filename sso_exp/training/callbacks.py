@@ -3,9 +3,12 @@ and one that keeps autocast's cached casts from outliving the weights they were 
 
 `MasterWeights` (trainer.precision=bf16-true): the model computes in bfloat16 while the
 optimizer updates float32 master copies, so small steps are not rounded away; at the end
-the model gets the masters back in the dtype it had (float32: exactly). Lightning's own
-bf16-true would update the bf16 weights themselves and cast the batch (the reference
-log-probs) to bf16.
+the model gets the masters back in the dtype it had (float32: exactly). The micro-batches'
+gradients accumulate in bfloat16 on the model (as in Lightning's own bf16-true) and become
+the masters' float32 gradients just before clipping and the step: float32 gradients never
+sit beside the activations of a backward pass (0.5 GB less at the peak for 135M
+parameters). Lightning's own bf16-true would update the bf16 weights themselves and cast
+the batch (the reference log-probs) to bf16.
 
 `CompiledLayers` (trainer.compile=true): torch.compile each decoder layer for the run,
 one graph shared by all layers, with dynamic sequence lengths; undone at the end, so
@@ -39,16 +42,12 @@ class MasterWeights(pl.Callback):
             for group in opt.param_groups:
                 group["params"] = [self.masters.get(p, p) for p in group["params"]]
 
-    def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # every micro-batch's bf16 gradients summed in float32 on the masters (Lightning
-        # zeroes those at each accumulation window's start), so clipping and the step see
-        # float32 gradients
-        for p, master in self.masters.items():
-            if p.grad is not None:
-                master.grad = p.grad.float() if master.grad is None else master.grad.add_(p.grad)
-                p.grad = None
-
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        # the window's bf16 gradients, freed one by one as they become the masters' (which
+        # Lightning's zero_grad cleared), so clipping and the step see float32 gradients
+        for p, master in self.masters.items():
+            master.grad = None if p.grad is None else p.grad.float()
+            p.grad = None
         self.stepped = True
 
     @torch.no_grad()
@@ -70,7 +69,12 @@ class MasterWeights(pl.Callback):
 class FreshCasts(pl.Callback):
     """The pipeline keeps one autocast open for a whole run, and autocast caches its bf16
     casts of the weights until the outermost one exits: after training, sampling and
-    scoring would reuse casts of the weights as they were before it."""
+    scoring would reuse casts of the weights as they were before it. Cleared before
+    training too, where the casts of the float32 weights would sit unused beside the
+    training state (bf16-true trains bf16 weights: half the model's size wasted)."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        torch.clear_autocast_cache()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         torch.clear_autocast_cache()

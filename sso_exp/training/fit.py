@@ -20,7 +20,7 @@ from ..data.pairs import PairDataset, SeqLogps, loader
 from ..errors import ConfigError
 from ..models.lora import add_lora, merge_lora
 from .callbacks import CompiledLayers, FreshCasts, MasterWeights
-from .heap import set_malloc
+from .heap import release_memory, set_malloc
 from .objectives import Objective
 from .optim import build
 from .policy_module import SSOPolicyModule, mean_metrics, optimizer_steps
@@ -127,6 +127,7 @@ def fit(
         seed=s.seed + iteration,
     )
     trained = add_lora(model, lora) if lora.enabled else model
+    release_memory()  # the scoring's heap, before the optimizer state is allocated
     pl_trainer = make_trainer(trainer, s, logger, run_dir, s.epochs)
     module = SSOPolicyModule(trained, objective, build(s.optimizer), build(s.lr_scheduler), trainer)
     try:

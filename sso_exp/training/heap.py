@@ -3,27 +3,56 @@ an adaptive mmap threshold (it grows to 32 MB) from arenas it trims now and then
 bigger ones afresh each time, so a training step page-faults gigabytes (about 10% of a bf16
 step here). Two knobs: a low fixed mmap threshold gives every block above it back when
 freed (least RSS, slowest: +7 s a step at 128 KB); the 32 MB maximum with a high trim
-threshold keeps freed memory for reuse (fewest page faults)."""
+threshold keeps freed memory for reuse (fewest page faults).
+
+Between stages `release_memory` hands back what a stage left: a finished Trainer, its
+module and optimizer state sit in reference cycles until the cyclic collector runs, and
+glibc keeps the freed heap (gigabytes after a training run) unless asked to trim it."""
 
 from __future__ import annotations
 
 import ctypes
+import gc
+import signal
 import sys
 from typing import Optional
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
 
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def release_memory() -> bool:
+    """Collect unreachable cycles and give glibc's free heap back to the system; False
+    where there is no glibc to trim. SIGINT and SIGTERM wait while the collector runs
+    finalizers: a stop signal's exception raised inside one would be ignored by Python."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    blocking = hasattr(signal, "pthread_sigmask")
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held) if blocking else None
+    try:
+        gc.collect()
+    finally:
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
 def set_malloc(mmap_threshold_kb: Optional[int], trim_threshold_kb: Optional[int] = None) -> bool:
     """Apply the thresholds that are set (None: glibc's default); False where there is no
     glibc or nothing to set."""
-    if (mmap_threshold_kb is None and trim_threshold_kb is None) or not sys.platform.startswith(
-        "linux"
-    ):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = _libc()
+    if libc is None or (mmap_threshold_kb is None and trim_threshold_kb is None):
         return False
     ok = True
     for param, kb in ((M_MMAP_THRESHOLD, mmap_threshold_kb), (M_TRIM_THRESHOLD, trim_threshold_kb)):

@@ -36,6 +36,14 @@ def test_auto_picks_bf16_and_compile_only_where_both_are_fast(cpu, amx, compiler
     assert (t.precision, t.compile) == want
 
 
+def test_auto_compiles_only_a_run_long_enough_to_win_the_compile_time_back(cpu):
+    cpu(True, True)
+    short = machine.resolve(TrainerConfig(), machine.COMPILE_PAYS_FROM - 1)
+    long = machine.resolve(TrainerConfig(), machine.COMPILE_PAYS_FROM)
+    assert (short.precision, short.compile) == ("bf16-true", False)
+    assert (long.precision, long.compile) == ("bf16-true", True)
+
+
 def test_explicit_choices_are_kept_and_the_switch_pins_float32(cpu, monkeypatch):
     cpu(True, True)
     t = machine.resolve(TrainerConfig(precision="bf16-mixed", compile=False))

@@ -93,7 +93,12 @@ def test_two_ranks_of_batch_b_train_like_one_of_batch_2b(one_rank, two_ranks):
     got = load_file(two_ranks[1] / "iter_2/policy/model.safetensors")
     assert any(not torch.equal(start[k], want[k]) for k in want)  # it trained
     for key in want:
-        assert torch.allclose(got[key], want[key], atol=1e-5), key
+        # float32 sums in another order (another batch shape, DDP's all-reduce) differ in
+        # the last bits, and Adam's first steps (~lr x the gradient's sign) turn that into a
+        # different step for an entry whose gradient is near zero: so each tensor's update
+        # is compared as a whole (1.2e-3 of it apart at worst on an AMX CPU)
+        step = (want[key] - start[key]).norm()
+        assert (got[key] - want[key]).norm() <= 1e-2 * step, key
 
 
 def test_rank_0_alone_tracks_and_writes(two_ranks):

@@ -1,7 +1,9 @@
-"""kill -9 a real online run (model=tiny) while it samples, or trains, iteration 2; the same
-command started again goes on from the last finished stage, in the same folder and MLflow
-run, logs no metric twice, and ends where an uninterrupted run ends (that a seeded run
-reproduces is pinned by test_golden). Also: every run records its provenance."""
+"""kill -9 a real online run (model=tiny) while it names features, samples, scores, trains
+or saves iteration 2; the same command started again goes on from the last finished stage,
+in the same folder and MLflow run, logs no metric twice, and ends where an uninterrupted
+run ends (that a seeded run reproduces is pinned by test_golden). Where a log line cannot
+time the kill, tests/faults/pause.py holds the run at the chosen call until it is killed.
+Also: every run records its provenance."""
 
 import json
 import os
@@ -13,6 +15,8 @@ import mlflow
 import pytest
 
 from conftest import ROOT, run_module, store
+
+PAUSE = ROOT / "tests/faults/pause.py"
 
 pytestmark = pytest.mark.slow  # long: `make test` starts these files first
 
@@ -176,6 +180,40 @@ def test_killed_while_training_iteration_2(tmp_path, reference):
             ]
         )
     )
+
+
+SAMPLED_1 = ["iter_1/sample", "iter_1/train"]
+SAMPLED_2 = [*SAMPLED_1, "iter_2/sample"]
+KEPT_1 = ["iter_1/pairs.jsonl", "iter_1/policy/model.safetensors"]
+KEPT_2 = ["iter_1/policy/model.safetensors", "iter_2/pairs.jsonl", "iter_2/generated.jsonl"]
+
+
+@pytest.mark.parametrize(
+    "target, n, finished, kept",
+    [
+        # iteration 2's first identification prompt (iteration 1 asks 12)
+        ("sso_exp.steering.rounds:identify_prompt", 13, SAMPLED_1, KEPT_1),
+        # iteration 2's reference scoring, its second sequence name: iteration 1 scored
+        # 7 names before training and 2 after it, a batch each
+        ("sso_exp.models.logprobs:sequence_logps", 11, SAMPLED_2, KEPT_2),
+        # iteration 2's policy written in full beside its folder, not yet moved in
+        ("replace:iter_2/policy", 1, SAMPLED_2, KEPT_2),
+    ],
+    ids=["features", "scoring", "saving"],
+)
+def test_killed_at_a_paused_call_of_iteration_2(tmp_path, reference, target, n, finished, kept):
+    marker = tmp_path / "paused"
+    args = (str(marker), target, str(n), *command(tmp_path))
+    proc = forkserver.Job(str(PAUSE), args, ROOT, log=tmp_path / "out.log")
+    start = time.monotonic()
+    while not marker.exists():
+        assert proc.poll() is None, (tmp_path / "out.log").read_text()[-3000:]
+        assert time.monotonic() - start < 300
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=120)
+    assert list(stages(tmp_path)) == finished
+    check_resumed_like_reference(tmp_path, reference, kept)
 
 
 def test_a_run_records_commit_versions_and_data_hashes(reference):

@@ -1,13 +1,19 @@
 """The glibc thresholds are applied where glibc is, and left alone when unset. mallopt's
-settings cannot be read back or undone, so the applying runs in a child process."""
+settings cannot be read back or undone, so the applying runs in a child process. Releasing
+memory collects what reference cycles hold, and a stop signal is not lost in it."""
 
+import gc
+import os
+import signal
 import subprocess
 import sys
+import weakref
 
 import pytest
+import torch
 
 from sso_exp.config.training import MALLOPT_MAX_KB
-from sso_exp.training.heap import set_malloc
+from sso_exp.training.heap import release_memory, set_malloc
 
 
 def test_unset_leaves_the_defaults():
@@ -21,3 +27,52 @@ def test_thresholds_are_applied_on_linux():
         f"assert set_malloc(128) and set_malloc(32768, {MALLOPT_MAX_KB})"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_release_memory_frees_what_only_a_cycle_holds():
+    class Node:
+        pass
+
+    was_enabled = gc.isenabled()
+    gc.disable()  # so that only release_memory can collect the cycle
+    try:
+        node = Node()
+        node.self, node.weights = node, torch.zeros(1024)
+        held = weakref.ref(node)
+        del node
+        assert held() is not None
+        assert release_memory() is sys.platform.startswith("linux")
+        assert held() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_a_stop_signal_during_collection_is_raised_not_ignored():
+    """A finalizer run by the collection receives SIGTERM: the handler's exception comes
+    out of release_memory, where inside the finalizer Python would print and drop it."""
+
+    def stop(signum, frame):
+        raise Stop
+
+    class Signals:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    was_enabled, before = gc.isenabled(), signal.signal(signal.SIGTERM, stop)
+    gc.disable()
+    try:
+        node = Signals()
+        node.self = node
+        del node
+        with pytest.raises(Stop):
+            release_memory()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        if was_enabled:
+            gc.enable()
