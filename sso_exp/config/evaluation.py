@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
@@ -74,12 +74,28 @@ class AlpacaTaskConfig:
 
 @dataclass
 class MTBenchTaskConfig:
-    """MT-Bench's questions, two turns each; FastChat's answer budget."""
+    """MT-Bench's questions, two turns each, as FastChat's `llm_judge` runs them: its answer
+    budget, its answer temperature per category (0: greedy), its judge budget, and its judge
+    prompts where its prompts file is given (ours otherwise)."""
 
     path: Optional[str] = "mt_bench_questions.jsonl"
     reference: Optional[str] = "mt_bench_reference_gpt4.jsonl"
+    judge_prompts: Optional[str] = None  # a FastChat judge prompts file (docs/data.md)
     limit: Optional[int] = 10
     max_new_tokens: int = 1024
+    judge_max_new_tokens: int = 2048
+    temperatures: Dict[str, float] = field(
+        default_factory=lambda: {
+            "writing": 0.7,
+            "roleplay": 0.7,
+            "extraction": 0.0,
+            "math": 0.0,
+            "coding": 0.0,
+            "reasoning": 0.0,
+            "stem": 0.1,
+            "humanities": 0.1,
+        }
+    )
 
 
 @dataclass
@@ -111,6 +127,10 @@ class EvalConfig:
         for task in ("alpaca", "mt_bench", "gsm8k"):
             budget = getattr(self, task).max_new_tokens
             require(budget >= 1, f"eval.{task}.max_new_tokens", "must be >= 1")
+        m = self.mt_bench
+        require(m.judge_max_new_tokens >= 1, "eval.mt_bench.judge_max_new_tokens", "must be >= 1")
+        for category, heat in m.temperatures.items():
+            require(heat >= 0, f"eval.mt_bench.temperatures.{category}", "must be >= 0")
 
 
 @dataclass

@@ -20,6 +20,8 @@ SOURCES = {
     "question.jsonl of the lm-sys/FastChat repository",
     "mt_bench_reference_gpt4.jsonl": "MT-Bench's GPT-4 reference answers: fastchat/llm_judge/"
     "data/mt_bench/reference_answer/gpt-4.jsonl of the lm-sys/FastChat repository",
+    "judge_prompts.jsonl": "FastChat's MT-Bench judge prompts: fastchat/llm_judge/data/"
+    "judge_prompts.jsonl of the lm-sys/FastChat repository",
     "gsm8k_test_1k.jsonl": "GSM8K test questions: grade_school_math/data/test.jsonl of the "
     "openai/grade-school-math repository (its first 1,000 lines)",
     "df_gamed.csv": "AlpacaEval's instruction difficulties and gamed baselines: df_gamed.csv "
@@ -62,6 +64,7 @@ FILE_KEYS = (
     "eval.alpaca.difficulty_file",
     "eval.mt_bench.path",
     "eval.mt_bench.reference",
+    "eval.mt_bench.judge_prompts",
     "eval.gsm8k.path",
 )
 

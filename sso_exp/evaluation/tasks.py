@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from statistics import mean
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.records import read_jsonl
+from ..distributed import stream_seed
 from ..errors import DataError
 from ..models.generate import Answers
+from .fastchat import FastChatPrompts
 from .gsm8k import exact_match, gsm8k_prompt, predicted_answer, reference_answer
 from .judges import PolicyBackend
-from .judges.llm import Message
+from .judges.llm import Message, rate_prompt
 from .winrate import alpaca_eval_lc, length_controlled_win_rate, win_rate
 
 log = logging.getLogger(__name__)
@@ -56,10 +58,13 @@ def respond(
     max_new_tokens: int,
     batch_size: int,
     desc: str = "answering",
+    temperature: float = 0.0,
+    seeds: Optional[Sequence[int]] = None,
 ) -> Answers:
-    """The policy's greedy reply to each conversation, in order, and which replies the
-    token budget cut short."""
-    return PolicyBackend(model, tok, max_new_tokens, batch_size, desc).answers(conversations)
+    """The policy's reply to each conversation, in order, and which replies the token
+    budget cut short: greedy, or sampled at `temperature` from the streams `seeds` names."""
+    backend = PolicyBackend(model, tok, max_new_tokens, batch_size, desc)
+    return backend.answers(conversations, temperature, seeds)
 
 
 def answer(
@@ -257,47 +262,59 @@ def mt_bench(
     max_new_tokens: int,
     batch_size: int,
     reference_path: Optional[str | Path] = None,
+    judge_prompts: Optional[str | Path] = None,
+    judge_max_new_tokens: Optional[int] = None,
+    temperatures: Optional[Mapping[str, float]] = None,
 ) -> TaskResult:
-    """MT-Bench single-answer grading: each turn answered with the conversation so far and
-    rated 1-10; `mt_bench/n` counts rated turns. Reference answers (the question's
-    `reference`, else `reference_path`'s) are shown to the judge for math, reasoning and
-    coding only, as in FastChat."""
+    """MT-Bench single-answer grading as FastChat runs it: each turn answered with the
+    conversation so far, at its category's temperature (`temperatures`; greedy where 0 or
+    not named, sampled from a stream named by question and turn otherwise), and rated 1-10
+    with at most `judge_max_new_tokens`; `mt_bench/n` counts rated turns. Reference answers
+    (the question's `reference`, else `reference_path`'s) are shown to the judge for math,
+    reasoning and coding only, every turn's so far. The judge prompts are FastChat's, read
+    from `judge_prompts`, or ours."""
     if not callable(getattr(judge, "rate", None)):
         raise ValueError(
             f"mt_bench needs a judge that can rate single answers (1-10); "
             f"{type(judge).__name__} has no rate()"
         )
+    prompt = FastChatPrompts(judge_prompts) if judge_prompts else rate_prompt
     questions = _mt_questions(path, limit, reference_path)
     histories: List[Conversation] = [[] for _ in questions]
     turns: List[Tuple[int, int]] = []  # (question index, turn index) per graded answer
     cut: Dict[Tuple[int, int], bool] = {}  # the answers the token budget cut short
     for k in range(max((len(q["turns"]) for q in questions), default=0)):
         asked = [i for i, q in enumerate(questions) if k < len(q["turns"])]
-        convs = [
-            histories[i] + [{"role": "user", "content": questions[i]["turns"][k]}] for i in asked
-        ]
-        replies, turn_cut = respond(
-            model,
-            tok,
-            convs,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            desc=f"mt_bench turn {k + 1}",
-        )
-        for i, conv, reply, hit in zip(asked, convs, replies, turn_cut):
-            histories[i] = conv + [{"role": "assistant", "content": reply}]
-            turns.append((i, k))
-            cut[i, k] = hit
+        for heat, group in _by_temperature(asked, questions, temperatures or {}).items():
+            convs = [
+                histories[i] + [{"role": "user", "content": questions[i]["turns"][k]}]
+                for i in group
+            ]
+            replies, turn_cut = respond(
+                model,
+                tok,
+                convs,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                desc=f"mt_bench turn {k + 1}",
+                temperature=heat,
+                seeds=[stream_seed("mt_bench", questions[i]["question_id"], k) for i in group],
+            )
+            for i, conv, reply, hit in zip(group, convs, replies, turn_cut):
+                histories[i] = conv + [{"role": "assistant", "content": reply}]
+                turns.append((i, k))
+                cut[i, k] = hit
+
+    def references(i: int, k: int) -> Optional[List[str]]:
+        ref = questions[i]["reference"]
+        return list(ref[: k + 1]) if ref is not None and k < len(ref) else None
 
     def reference(i: int, k: int) -> Optional[str]:
-        ref = questions[i]["reference"]
-        return ref[k] if ref is not None and k < len(ref) else None
+        refs = references(i, k)
+        return refs[k] if refs else None
 
-    ratings = (
-        judge.rate([(histories[i][: 2 * k + 2], reference(i, k)) for i, k in turns])
-        if turns
-        else []
-    )
+    items = [(histories[i][: 2 * k + 2], references(i, k)) for i, k in turns]
+    ratings = judge.rate(items, prompt, judge_max_new_tokens) if turns else []
     groups: Dict[str, List[Optional[float]]] = {"score": list(ratings)}
     rows = []
     for (i, k), rating in zip(turns, ratings):
@@ -324,6 +341,16 @@ def mt_bench(
         "mt_bench/budget_hits": float(sum(cut.values())),
     }
     return TaskResult(metrics, rows)
+
+
+def _by_temperature(
+    asked: Sequence[int], questions: Sequence[Dict[str, Any]], temperatures: Mapping[str, float]
+) -> Dict[float, List[int]]:
+    """The asked questions grouped by their category's answer temperature (0: greedy)."""
+    groups: Dict[float, List[int]] = {}
+    for i in asked:
+        groups.setdefault(float(temperatures.get(questions[i]["category"], 0.0)), []).append(i)
+    return groups
 
 
 def gsm8k(

@@ -69,7 +69,16 @@ def _alpaca(model, tok, judge, e: EvalConfig, records):
 def _mt_bench(model, tok, judge, e: EvalConfig, records):
     t = e.mt_bench
     return tasks.mt_bench(
-        model, tok, judge, t.path, limit=t.limit, reference_path=t.reference, **_answering(t, e)
+        model,
+        tok,
+        judge,
+        t.path,
+        limit=t.limit,
+        reference_path=t.reference,
+        judge_prompts=t.judge_prompts,
+        judge_max_new_tokens=t.judge_max_new_tokens,
+        temperatures=t.temperatures,
+        **_answering(t, e),
     )
 
 

@@ -24,7 +24,7 @@ from .reward import read_scoring_rows
 TASK_FILES = {
     "signal": (),
     "alpaca": ("eval.alpaca.path", "eval.alpaca.difficulty_file"),
-    "mt_bench": ("eval.mt_bench.path", "eval.mt_bench.reference"),
+    "mt_bench": ("eval.mt_bench.path", "eval.mt_bench.reference", "eval.mt_bench.judge_prompts"),
     "gsm8k": ("eval.gsm8k.path",),
 }
 MODE_FILES = {

@@ -127,6 +127,8 @@ def test_unknown_option_fails(tmp_path):
         ("model.lora.r=0", "model.lora.r"),
         ("trainer.logps_chunk=-1", "trainer.logps_chunk"),
         ("trainer.malloc_trim_threshold_kb=4194304", "trainer.malloc_trim_threshold_kb"),
+        ("eval.mt_bench.temperatures.writing=-0.1", "eval.mt_bench.temperatures.writing"),
+        ("eval.mt_bench.judge_max_new_tokens=0", "eval.mt_bench.judge_max_new_tokens"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path, override, key):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import pytest
+from test_fastchat import prompts_file
 from test_winrate import _gamed_file
 
 from conftest import FIXTURES
@@ -42,8 +43,10 @@ class Rater(PreferOnly):
         self.ratings = ratings
         self.rated: List[tuple] = []
 
-    def rate(self, items):
+    def rate(self, items, prompt=None, max_new_tokens=None):
         self.rated += items
+        self.asked = [prompt(conv, refs) for conv, refs in items] if prompt else []
+        self.budget = max_new_tokens
         return [self.ratings[(conv[0]["content"], len(conv) // 2)] for conv, _ in items]
 
 
@@ -128,13 +131,13 @@ def test_mt_bench_references_turns_and_means(tiny, tmp_path):
     result = tasks.mt_bench(*tiny, judge, questions, limit=None, reference_path=refs, **GEN)
 
     seen = {(conv[0]["content"], len(conv) // 2): (conv, ref) for conv, ref in judge.rated}
-    assert {key: ref for key, (_, ref) in seen.items()} == {
+    assert {key: ref for key, (_, ref) in seen.items()} == {  # every turn's so far
         ("W1", 1): None,
         ("W1", 2): None,
-        ("M1", 1): "m1",
-        ("M1", 2): "m2",
-        ("R1", 1): "r1",
-        ("R1", 2): "r2",
+        ("M1", 1): ["m1"],
+        ("M1", 2): ["m1", "m2"],
+        ("R1", 1): ["r1"],
+        ("R1", 2): ["r1", "r2"],
         ("C1", 1): None,
         ("C1", 2): None,
     }
@@ -159,6 +162,57 @@ def test_mt_bench_references_turns_and_means(tiny, tmp_path):
     row = next(r for r in result.rows if r["question"] == "R2")
     assert (row["question_id"], row["turn"], row["reference"], row["rating"]) == (3, 2, "r2", 7.0)
     assert row["output"] == seen[("R1", 2)][0][3]["content"]
+
+
+def test_mt_bench_as_fastchat_runs_it(tiny, tmp_path, monkeypatch):
+    """FastChat's judge prompts from its file and its judge budget reach the judge; each
+    category answers at its temperature, from a stream named by question and turn."""
+    asked = []
+
+    def answers(model, tok, convs, *, temperature=0.0, seeds=None, **kw):
+        asked.append((temperature, [c[-1]["content"] for c in convs], seeds))
+        return Answers([f"ans {len(c)}" for c in convs], [False] * len(convs))
+
+    monkeypatch.setattr(tasks, "respond", answers)
+    questions = write_jsonl(tmp_path / "q.jsonl", MT_QUESTIONS)
+    judge = Rater(MT_RATINGS)
+    tasks.mt_bench(
+        *tiny,
+        judge,
+        questions,
+        limit=None,
+        judge_prompts=prompts_file(tmp_path),
+        judge_max_new_tokens=2048,
+        temperatures={"writing": 0.7, "math": 0.0},
+        **GEN,
+    )
+    assert judge.budget == 2048
+    system = {
+        (conv[0]["content"], len(conv) // 2): msgs[0]["content"]
+        for (conv, _), msgs in zip(judge.rated, judge.asked)
+    }
+    assert (system["W1", 1], system["W1", 2]) == ("SYS single-v1", "SYS single-v1-multi-turn")
+    assert (system["M1", 1], system["M1", 2]) == (
+        "SYS single-math-v1",
+        "SYS single-math-v1-multi-turn",
+    )
+    turn1 = {t: qs for t, qs, _ in asked if "W1" in qs or "M1" in qs}
+    assert turn1 == {0.7: ["W1"], 0.0: ["M1", "R1", "C1"]}
+    seeds = {q: seed for _, qs, ss in asked for q, seed in zip(qs, ss)}
+    assert len(set(seeds.values())) == 8  # one stream per question and turn
+
+
+def test_sampled_answers_follow_their_seeds(tiny):
+    """Answers at a temperature: the same seeds give the same answers in any batch, other
+    seeds other answers, and neither is the greedy answer."""
+    model, tok = tiny
+    convs = [[{"role": "user", "content": q}] for q in ("Hi", "2+2?", "A story?")]
+    backend = PolicyBackend(model, tok, max_new_tokens=6, batch_size=3)
+    first = backend.answers(convs, 0.7, [1, 2, 3]).texts
+    alone = PolicyBackend(model, tok, max_new_tokens=6, batch_size=1).answers(convs, 0.7, [1, 2, 3])
+    assert alone.texts == first
+    assert backend.answers(convs, 0.7, [4, 5, 6]).texts != first
+    assert backend.answers(convs).texts != first
 
 
 def test_mt_bench_shared_files(monkeypatch, data_dir):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 from importlib import resources
-from typing import Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 Message = Dict[str, str]
 
@@ -61,7 +61,12 @@ class JudgeError(RuntimeError):
 class ChatBackend(Protocol):
     """Anything that answers a batch of chat conversations, one reply text each."""
 
-    def complete(self, conversations: Sequence[List[Message]]) -> List[str]: ...
+    def complete(
+        self, conversations: Sequence[List[Message]], max_new_tokens: Optional[int] = None
+    ) -> List[str]:
+        """A reply per conversation, at most `max_new_tokens` long (None: the backend's own
+        budget)."""
+        ...
 
     def first_token_share(
         self, conversations: Sequence[List[Message]], tokens: Tuple[str, str]
@@ -103,18 +108,22 @@ def pair_prompt(instruction: str, first: str, second: str) -> List[Message]:
     return [{"role": "system", "content": PAIR_SYSTEM}, {"role": "user", "content": user}]
 
 
-def rate_prompt(conversation: Sequence[Message], reference: Optional[str]) -> List[Message]:
-    """The judge conversation grading the last (assistant) message of `conversation`."""
+def rate_prompt(
+    conversation: Sequence[Message], references: Optional[Sequence[str]]
+) -> List[Message]:
+    """The judge conversation grading the last (assistant) message of `conversation`, with
+    the reference answers of its user turns (the last one's alone in a one-turn one)."""
     if not conversation or conversation[-1]["role"] != "assistant":
         raise ValueError("rate: each conversation must end with the assistant answer to grade")
     history = "\n\n".join(
         f"### {m['role'].capitalize()}:\n{m['content']}" for m in conversation[:-1]
     )
     parts = [f"[Conversation]\n{history}"]
-    if reference is not None:
-        parts.append(_block("Reference Answer", reference))
+    for k, reference in enumerate(references or []):
+        name = "Reference Answer" if len(references) == 1 else f"Reference Answer to Turn {k + 1}"
+        parts.append(_block(name, reference))
     parts.append(_block("Assistant's Answer", conversation[-1]["content"]))
-    system = RATE_SYSTEM if reference is None else RATE_REFERENCE_SYSTEM
+    system = RATE_REFERENCE_SYSTEM if references else RATE_SYSTEM
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -154,8 +163,10 @@ class LLMJudge:
         self.calls = 0
         self.unparsed = 0
 
-    def _ask(self, conversations: List[List[Message]]) -> List[str]:
-        replies = self.backend.complete(conversations)
+    def _ask(
+        self, conversations: List[List[Message]], max_new_tokens: Optional[int] = None
+    ) -> List[str]:
+        replies = self.backend.complete(conversations, max_new_tokens)
         if len(replies) != len(conversations):
             raise JudgeError(
                 f"backend returned {len(replies)} replies for {len(conversations)} conversations"
@@ -196,11 +207,17 @@ class LLMJudge:
             None if p is None else (p if keep else 1.0 - p) for p, keep in zip(shares, first_is_a)
         ]
 
-    def rate(self, items: Sequence[Tuple[List[Message], Optional[str]]]) -> List[Optional[float]]:
-        """A 1-10 grade per (conversation ending with the answer to grade, optional
-        reference answer); None where the reply holds no valid rating."""
-        ratings = [
-            parse_rating(r) for r in self._ask([rate_prompt(conv, ref) for conv, ref in items])
-        ]
+    def rate(
+        self,
+        items: Sequence[Tuple[List[Message], Optional[Sequence[str]]]],
+        prompt: Callable[..., List[Message]] = rate_prompt,
+        max_new_tokens: Optional[int] = None,
+    ) -> List[Optional[float]]:
+        """A 1-10 grade per (conversation ending with the answer to grade, the reference
+        answers of its turns or None), asked with `prompt` (ours, or FastChat's) and at most
+        `max_new_tokens` (None: the backend's budget); None where the reply holds no valid
+        rating."""
+        asked = [prompt(conv, refs) for conv, refs in items]
+        ratings = [parse_rating(r) for r in self._ask(asked, max_new_tokens)]
         self._count_unparsed(ratings)
         return ratings

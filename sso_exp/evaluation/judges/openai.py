@@ -107,13 +107,13 @@ class OpenAIBackend:
     def url(self) -> str:
         return self.base_url.rstrip("/") + "/chat/completions"
 
-    def complete(self, conversations: Sequence[List[Message]]) -> List[str]:
+    def complete(
+        self, conversations: Sequence[List[Message]], max_new_tokens: Optional[int] = None
+    ) -> List[str]:
         """Each rank asks for its share of the conversations."""
+        ask = {"max_tokens": max_new_tokens or self.max_tokens}
         return shard_map(
-            lambda share: [
-                self._post(m, {"max_tokens": self.max_tokens}, reply_text) for m in share
-            ],
-            conversations,
+            lambda share: [self._post(m, ask, reply_text) for m in share], conversations
         )
 
     def first_token_share(

@@ -22,8 +22,9 @@ class Scripted:
         self.replies = list(replies)
         self.asked: List[Conv] = []
 
-    def complete(self, conversations: Sequence[Conv]) -> List[str]:
+    def complete(self, conversations: Sequence[Conv], max_new_tokens=None) -> List[str]:
         self.asked += conversations
+        self.budgets = getattr(self, "budgets", []) + [max_new_tokens]
         return [self.replies.pop(0) for _ in conversations]
 
 
@@ -126,7 +127,8 @@ def test_rate_prompt_holds_conversation_answer_and_reference():
         {"role": "assistant", "content": "ANSWER-6"},
     ]
     judge = LLMJudge(backend)
-    assert judge.rate([(conv, None), (two_turns, "REFERENCE-6"), (conv, None)]) == [7.0, 8.5, None]
+    refs = ["REFERENCE-4", "REFERENCE-6"]
+    assert judge.rate([(conv, None), (two_turns, refs), (conv, None)]) == [7.0, 8.5, None]
     assert (judge.calls, judge.unparsed) == (3, 1)
     plain, referenced = user_text(backend.asked[0]), user_text(backend.asked[1])
     assert "What is 2+2?" in plain and "ANSWER-4" in plain and "Reference" not in plain
@@ -136,10 +138,24 @@ def test_rate_prompt_holds_conversation_answer_and_reference():
     assert (
         referenced.index("ANSWER-4")
         < referenced.index("And 3+3?")
+        < referenced.index("Reference Answer to Turn 1")
+        < referenced.index("REFERENCE-4")
         < referenced.index("REFERENCE-6")
         < referenced.index("Assistant's Answer]")
         < referenced.index("ANSWER-6")
     )
+
+
+def test_rate_asks_with_the_given_prompt_and_budget():
+    backend = Scripted("Rating: [[3]]")
+    conv = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+
+    def prompt(conversation, references):
+        return [{"role": "user", "content": f"grade {conversation[-1]['content']} {references}"}]
+
+    assert LLMJudge(backend).rate([(conv, ["R"])], prompt, 2048) == [3.0]
+    assert backend.asked == [[{"role": "user", "content": "grade A ['R']"}]]
+    assert backend.budgets == [2048]
 
 
 def test_rate_needs_an_assistant_answer_last():
@@ -149,7 +165,7 @@ def test_rate_needs_an_assistant_answer_last():
 
 def test_backend_returning_wrong_count_is_an_error():
     class Short(Scripted):
-        def complete(self, conversations):
+        def complete(self, conversations, max_new_tokens=None):
             return []
 
     with pytest.raises(JudgeError, match="0 replies for 2"):

@@ -37,6 +37,8 @@ def test_sends_chat_completions_request_and_reads_reply(server, monkeypatch):
         {"model": "judge-model", "messages": c, "temperature": 0.0, "max_tokens": 7} for c in convs
     ]
     assert server.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
+    server.backend(max_tokens=7).complete([CONV], max_new_tokens=2048)  # a task's own budget
+    assert server.requests[-1]["body"]["max_tokens"] == 2048
 
 
 @pytest.mark.parametrize("key_env", ["OPENAI_API_KEY", None])
