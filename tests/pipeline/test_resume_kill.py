@@ -1,5 +1,5 @@
-"""kill -9 a real online run (model=tiny) while it names features, samples, scores, trains
-or saves iteration 2; the same command started again goes on from the last finished stage,
+"""kill -9 a real online run (model=tiny) while it names features, samples, scores, trains,
+saves or evaluates iteration 2; the same command started again goes on from the last finished stage,
 in the same folder and MLflow run, logs no metric twice, and ends where an uninterrupted
 run ends (that a seeded run reproduces is pinned by test_golden). Where a log line cannot
 time the kill, tests/faults/pause.py holds the run at the chosen call until it is killed.
@@ -33,17 +33,22 @@ ARGS = (
 STEPS_PER_ITERATION = 12
 
 
-def command(tmp):
+# an evaluation after every iteration: signal accuracy under the policy as its own judge
+EVALUATED = ("eval.every_iteration=true", "eval.tasks=[signal]", "eval.judge.max_new_tokens=8")
+
+
+def command(tmp, *extra):
     return (
         f"hydra.run.dir={tmp}/run",
         f"tracking.uri={store(tmp)}",
         f"tracking.artifact_location={tmp}/art",
         *ARGS,
+        *extra,
     )
 
 
-def run(tmp):
-    proc = run_module("sso_exp", *command(tmp))
+def run(tmp, *extra):
+    proc = run_module("sso_exp", *command(tmp, *extra))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -101,14 +106,21 @@ def reference(tmp_path_factory):
     return tmp
 
 
-def check_resumed_like_reference(tmp, reference, not_redone):
+@pytest.fixture(scope="module")
+def evaluated_reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evaluated")
+    run(tmp, *EVALUATED)
+    return tmp
+
+
+def check_resumed_like_reference(tmp, reference, not_redone, *extra):
     before = {
         p: (tmp / "run" / p).stat().st_mtime_ns
         for p in [*not_redone, "config.yaml", "provenance.json"]
     }  # the run's own
     run_id = the_run(tmp)[1].info.run_id
     start = time.monotonic()
-    proc = run(tmp)
+    proc = run(tmp, *extra)
     assert "resuming" in proc.stdout + proc.stderr
     _, r = the_run(tmp)
     assert r.info.run_id == run_id and r.info.status == "FINISHED"
@@ -202,18 +214,31 @@ KEPT_2 = ["iter_1/policy/model.safetensors", "iter_2/pairs.jsonl", "iter_2/gener
     ids=["features", "scoring", "saving"],
 )
 def test_killed_at_a_paused_call_of_iteration_2(tmp_path, reference, target, n, finished, kept):
-    marker = tmp_path / "paused"
-    args = (str(marker), target, str(n), *command(tmp_path))
-    proc = forkserver.Job(str(PAUSE), args, ROOT, log=tmp_path / "out.log")
+    kill_paused(tmp_path, target, n)
+    assert list(stages(tmp_path)) == finished
+    check_resumed_like_reference(tmp_path, reference, kept)
+
+
+def test_killed_while_evaluating_iteration_2(tmp_path, evaluated_reference):
+    kill_paused(tmp_path, "sso_exp.evaluation.tasks:signal_accuracy", 2, *EVALUATED)
+    assert list(stages(tmp_path)) == [*SAMPLED_1, "iter_1/eval", "iter_2/sample", "iter_2/train"]
+    kept = [*KEPT_2, "iter_2/policy/model.safetensors"]
+    check_resumed_like_reference(tmp_path, evaluated_reference, kept, *EVALUATED)
+
+
+def kill_paused(tmp, target, n, *extra):
+    """Start the run held at the n-th call of `target` (tests/faults/pause.py), kill -9 it
+    there."""
+    marker = tmp / "paused"
+    args = (str(marker), target, str(n), *command(tmp, *extra))
+    proc = forkserver.Job(str(PAUSE), args, ROOT, log=tmp / "out.log")
     start = time.monotonic()
     while not marker.exists():
-        assert proc.poll() is None, (tmp_path / "out.log").read_text()[-3000:]
+        assert proc.poll() is None, (tmp / "out.log").read_text()[-3000:]
         assert time.monotonic() - start < 300
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=120)
-    assert list(stages(tmp_path)) == finished
-    check_resumed_like_reference(tmp_path, reference, kept)
 
 
 def test_a_run_records_commit_versions_and_data_hashes(reference):
