@@ -15,9 +15,12 @@ import ctypes
 import gc
 import signal
 import sys
-from typing import Optional
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional, Tuple
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _libc():
@@ -31,21 +34,37 @@ def _libc():
 
 def release_memory() -> bool:
     """Collect unreachable cycles and give glibc's free heap back to the system; False
-    where there is no glibc to trim. SIGINT and SIGTERM wait while the collector runs
-    finalizers: a stop signal's exception raised inside one would be ignored by Python."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    blocking = hasattr(signal, "pthread_sigmask")
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held) if blocking else None
-    try:
+    where there is no glibc to trim."""
+    with deferred_stop_signals():
         gc.collect()
-    finally:
-        if blocking:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)
     libc = _libc()
     if libc is None:
         return False
     libc.malloc_trim(0)
     return True
+
+
+@contextmanager
+def deferred_stop_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM handled after the block, not in it: the collector runs
+    finalizers, and a handler's exception raised inside one is printed and dropped by
+    Python (the run would go on). Only the main thread handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: List[Tuple[int, Any]] = []
+    before = {s: signal.signal(s, lambda *got: pending.append(got)) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for signum, frame in pending:
+            handler = before[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler != signal.SIG_IGN:
+                signal.raise_signal(signum)  # the default action
 
 
 def set_malloc(mmap_threshold_kb: Optional[int], trim_threshold_kb: Optional[int] = None) -> bool:

@@ -52,7 +52,6 @@ class Stop(Exception):
     pass
 
 
-@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
 def test_a_stop_signal_during_collection_is_raised_not_ignored():
     """A finalizer run by the collection receives SIGTERM: the handler's exception comes
     out of release_memory, where inside the finalizer Python would print and drop it."""
