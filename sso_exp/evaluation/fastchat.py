@@ -33,10 +33,8 @@ class FastChatPrompts:
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}:{lineno}: not JSON ({err.msg})") from None
             if obj.get("name") in NAMES:
-                if not all(
-                    isinstance(obj.get(k), str) for k in ("system_prompt", "prompt_template")
-                ):
-                    raise DataError(f"{path}:{lineno}: needs 'system_prompt' and 'prompt_template'")
+                if not all(isinstance(obj.get(k), str) for k in FIELDS):
+                    raise DataError(f"{path}:{lineno}: needs {' and '.join(map(repr, FIELDS))}")
                 self.prompts[obj["name"]] = obj
         missing = [n for n in NAMES if n not in self.prompts]
         if missing:

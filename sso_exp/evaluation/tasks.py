@@ -3,7 +3,8 @@ match), and the accuracy of SSO's own preference signal under a judge.
 
 Each task returns flat metrics prefixed with its name, ready to log, and one row per item
 for a per-item table, so a surprising score can be traced to the answers behind it. Answers
-are decoded greedily: the same checkpoint always gets the same score.
+are decoded greedily, or (MT-Bench's creative categories) sampled from seeded streams: the
+same checkpoint always gets the same score.
 
 A judge is anything with `prefer(items)` (P(first answer better) per (instruction, a, b),
 None where it could not tell) and, for MT-Bench only, `rate(items)` (1-10 per
