@@ -4,8 +4,8 @@ Sampling passes its nucleus sampler (built per batch, for the batch's rows) as a
 processor; judges and answers decode greedily. The KV cache is HF's static one, allocated
 once per batch: the default cache concatenates every layer's keys and values at every
 step, a fifth of a CPU decoding step with principle-long prompts (the sampling stage is
-~15% faster without it). It is not compiled: on CPU compiling it costs ~30 s and gains
-~5% a step."""
+~15% faster without it). It is not compiled: on CPU compiling it cost ~32 s and gained
+~4% a step."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from ..tracking.mlflow_run import IdleLogger, RunLogger, start_run
 from ..tracking.provenance import data_files, provenance, provenance_tags
 from ..tracking.sweep import job_tags
 from ..tracking.tables import COLUMNS, Column, summary_table
+from ..training.heap import STOP_SIGNALS
 from .resume import Progress
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise Stopped(signum)
 
-    before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
         yield
     finally:

@@ -75,12 +75,13 @@ def logged_steps(tmp, key="loss"):
     return len(client.get_metric_history(r.info.run_id, key))
 
 
-def kill_when(tmp, ready, timeline, signum=signal.SIGKILL):
-    """Start the run, send it `signum` as soon as `ready()` holds; its exit code and output."""
+def kill_when(tmp, ready, timeline, signum=signal.SIGKILL, module="sso_exp", args=None):
+    """Start the run (`module` with `args`, by default the plain command), send it `signum`
+    as soon as `ready()` holds; its exit code and output."""
     start = time.monotonic()
-    proc = forkserver.Job("sso_exp", command(tmp), ROOT, log=tmp / "out.log")
+    proc = forkserver.Job(module, args or command(tmp), ROOT, log=tmp / "out.log")
     while not ready():
-        assert proc.poll() is None, "the run ended before the kill"
+        assert proc.poll() is None, (tmp / "out.log").read_text()[-3000:]
         assert time.monotonic() - start < 300
         time.sleep(0.02)
     os.kill(proc.pid, signum)
@@ -231,14 +232,7 @@ def kill_paused(tmp, target, n, *extra):
     there."""
     marker = tmp / "paused"
     args = (str(marker), target, str(n), *command(tmp, *extra))
-    proc = forkserver.Job(str(PAUSE), args, ROOT, log=tmp / "out.log")
-    start = time.monotonic()
-    while not marker.exists():
-        assert proc.poll() is None, (tmp / "out.log").read_text()[-3000:]
-        assert time.monotonic() - start < 300
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=120)
+    kill_when(tmp, marker.exists, [], module=str(PAUSE), args=args)
 
 
 def test_a_run_records_commit_versions_and_data_hashes(reference):
