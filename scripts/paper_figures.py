@@ -4,6 +4,7 @@ itself on the embedded SmolLM2-135M (CPU), then read back from MLflow and printe
     .venv/bin/python scripts/paper_figures.py rm       # RMs: human pairs vs SSO pairs
     .venv/bin/python scripts/paper_figures.py gsm8k    # GSM8K exact match, 100 items
     .venv/bin/python scripts/paper_figures.py signal   # sso vs pbaa: signal accuracy, on-policyness
+    .venv/bin/python scripts/paper_figures.py study    # sso vs pbaa, 4 x 48 queries, fixed judge
     .venv/bin/python scripts/paper_figures.py all
 
 Sizes are flags (see --help); the defaults fit a 2-core CPU in well under an hour. Runs go
@@ -139,11 +140,86 @@ def signal_figures(a: argparse.Namespace) -> None:
             )
 
 
+STUDY_COLUMNS = (
+    ("run", "run", "{}"),
+    ("iter", "iteration", "{:d}"),
+    ("onpol y+ - y0", "onpolicy/chosen_minus_raw", "{:.3f}"),
+    ("onpol y- - y0", "onpolicy/rejected_minus_raw", "{:.3f}"),
+    ("len y+", "length/chosen", "{:.0f}"),
+    ("len y-", "length/rejected", "{:.0f}"),
+    ("len y0", "length/raw", "{:.0f}"),
+    ("acc main", "train/rewards/accuracies", "{:.2f}"),
+    ("acc p", "train/p_rewards/accuracies", "{:.2f}"),
+    ("acc n", "train/n_rewards/accuracies", "{:.2f}"),
+    ("signal acc %", "signal/accuracy", "{:.1f}"),
+)
+STUDY_PLOT = [
+    "onpolicy/chosen_minus_raw",
+    "onpolicy/rejected_minus_raw",
+    "length/chosen",
+    "length/rejected",
+    "signal/accuracy",
+    "train/rewards/accuracies",
+]
+
+
+def study(a: argparse.Namespace) -> None:
+    """SSO against PBAA, every iteration's pairs judged by one fixed local judge (the
+    starting SmolLM2, AlpacaEval's weighted annotator), and that judge's own accuracy on
+    held-out human pairs beside it: how far its signal accuracy can be trusted."""
+    from sso_exp.tracking.compare import iteration_series, plot_group
+    from sso_exp.tracking.tables import summary_table
+
+    judge = ["eval/judge_model=smollm2", f"data.dir={DATA}"]
+    check = run(
+        "study_judge",
+        "mode=eval",
+        "eval.tasks=[human_pairs]",
+        f"eval.human_pairs.limit={a.judge_pairs}",
+        *judge,
+    )
+    runs = {
+        preset: run(
+            f"study_{preset}",
+            f"experiment={preset}",
+            f"schedule.iterations={a.study_iterations}",
+            f"schedule.queries_per_iteration={a.study_queries}",
+            "data.prompts=alpaca_prompts_2k.jsonl",
+            "eval.every_iteration=true",
+            "eval.tasks=[signal]",
+            *judge,
+        )
+        for preset in ("sso", "pbaa")
+    }
+    client = mlflow.MlflowClient(URI)
+    keys = [k for _, k, _ in STUDY_COLUMNS[2:]]
+    series = [
+        iteration_series(client, client.get_run(m["run_id"]), keys + [f"{k}_se" for k in keys])
+        for m in runs.values()
+    ]
+    rows = [
+        {"run": preset, "iteration": it, **{k: v[it] for k, v in s.items() if it in v}}
+        for preset, s in zip(runs, series)
+        for it in range(1, a.study_iterations + 1)
+    ]
+    print(
+        f"\nJudge: SmolLM2-135M-Instruct as it starts, AlpacaEval's weighted annotator. Its "
+        f"accuracy on {check['human_pairs/n']:.0f} held-out HH helpful pairs: "
+        f"{check['human_pairs/accuracy']:.1f}% ± {1.96 * check['human_pairs/accuracy_se']:.1f} "
+        "(95%)\n"
+    )
+    print(summary_table(rows, STUDY_COLUMNS))
+    path = plot_group(
+        ROOT / "docs/img/study_sso_pbaa.png", "SSO vs PBAA", STUDY_PLOT, list(runs), series
+    )
+    print(f"\nplot: {path}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("figure", choices=["rm", "gsm8k", "signal", "all"])
+    p.add_argument("figure", choices=["rm", "gsm8k", "signal", "study", "all"])
     p.add_argument("--rm-train", type=int, default=400, help="human training pairs")
     p.add_argument("--rm-eval", type=int, default=300, help="human evaluation pairs")
     p.add_argument("--rm-max-length", type=int, default=256)
@@ -155,8 +231,12 @@ def main() -> None:
     p.add_argument("--gsm8k-items", type=int, default=100)
     p.add_argument("--gsm8k-tokens", type=int, default=256)
     p.add_argument("--signal-queries", type=int, default=8)
+    p.add_argument("--study-iterations", type=int, default=4)
+    p.add_argument("--study-queries", type=int, default=48, help="queries per iteration")
+    p.add_argument("--judge-pairs", type=int, default=200, help="human pairs the judge labels")
     a = p.parse_args()
-    for name, fn in (("rm", rm_figures), ("gsm8k", gsm8k_figure), ("signal", signal_figures)):
+    figures = (("rm", rm_figures), ("gsm8k", gsm8k_figure), ("signal", signal_figures))
+    for name, fn in (*figures, ("study", study)):
         if a.figure in (name, "all"):
             fn(a)
 

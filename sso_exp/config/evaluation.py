@@ -8,8 +8,11 @@ from typing import Any, Dict, List, Optional
 from omegaconf import MISSING
 
 from ..errors import require, require_choice
+from .model import ModelConfig
 
-TASKS = ("signal", "alpaca", "mt_bench", "gsm8k")
+TASKS = ("signal", "human_pairs", "alpaca", "mt_bench", "gsm8k")
+BENCHMARKS = ("signal", "alpaca", "mt_bench", "gsm8k")  # eval.tasks' default
+ANNOTATORS = ("weighted", "pairwise")
 
 
 @dataclass
@@ -52,6 +55,30 @@ JUDGES = {"policy": PolicyJudgeConfig, "openai": OpenAIJudgeConfig, "rm": Reward
 
 
 @dataclass
+class SignalTaskConfig:
+    """SSO's own labels (y+ over y-) under the judge, asked as `eval.alpaca.annotator` says."""
+
+    annotator: str = "weighted"
+
+    def __post_init__(self) -> None:
+        require_choice(self.annotator, ANNOTATORS, "eval.signal.annotator")
+
+
+@dataclass
+class HumanPairsTaskConfig:
+    """The judge's own accuracy on held-out human-labelled pairs (HH-RLHF transcripts or
+    prompt/chosen/rejected rows), asked exactly as signal accuracy asks it: how far to trust
+    the judge that labels SSO's pairs."""
+
+    path: Optional[str] = "hh_helpful_test.jsonl"
+    limit: Optional[int] = 200
+    annotator: str = "weighted"
+
+    def __post_init__(self) -> None:
+        require_choice(self.annotator, ANNOTATORS, "eval.human_pairs.annotator")
+
+
+@dataclass
 class AlpacaTaskConfig:
     """AlpacaEval 2.0 against its reference answers. The answer budget fits the benchmark:
     most GPT-4 Turbo references are longer than 1,100 characters, and a cut answer loses
@@ -69,7 +96,7 @@ class AlpacaTaskConfig:
     annotator: str = "weighted"
 
     def __post_init__(self) -> None:
-        require_choice(self.annotator, ("weighted", "pairwise"), "eval.alpaca.annotator")
+        require_choice(self.annotator, ANNOTATORS, "eval.alpaca.annotator")
 
 
 @dataclass
@@ -112,10 +139,15 @@ class EvalConfig:
     """docs/algorithm.md §7. File names are looked up as docs/data.md says. The answer
     budgets fit each benchmark on a GPU; the CPU demo in the README sets smaller ones."""
 
-    tasks: List[str] = field(default_factory=lambda: list(TASKS))
+    tasks: List[str] = field(default_factory=lambda: list(BENCHMARKS))
     judge: Any = MISSING  # an option of eval/judge: policy | openai | rm
+    # eval/judge_model=<model option>: a fixed local model judges (eval/judge=policy) in place
+    # of the evaluated policy, so every iteration and every run meets the same judge
+    judge_model: Optional[ModelConfig] = None
     every_iteration: bool = False  # online runs: evaluate after each iteration
     policy: Optional[str] = None  # mode=eval: a saved policy folder; None: the model config
+    signal: SignalTaskConfig = field(default_factory=SignalTaskConfig)
+    human_pairs: HumanPairsTaskConfig = field(default_factory=HumanPairsTaskConfig)
     alpaca: AlpacaTaskConfig = field(default_factory=AlpacaTaskConfig)
     mt_bench: MTBenchTaskConfig = field(default_factory=MTBenchTaskConfig)
     gsm8k: GSM8KTaskConfig = field(default_factory=GSM8KTaskConfig)

@@ -60,6 +60,7 @@ FILE_KEYS = (
     "rm.mix",
     "rm.eval",
     "rm.score_input",
+    "eval.human_pairs.path",
     "eval.alpaca.path",
     "eval.alpaca.difficulty_file",
     "eval.mt_bench.path",

@@ -1,5 +1,6 @@
 """Evaluation tasks that run the policy: AlpacaEval and MT-Bench (LLM-judged), GSM8K (exact
-match), and the accuracy of SSO's own preference signal under a judge.
+match), the accuracy of SSO's own preference signal under a judge, and that judge's own
+accuracy on human-labelled pairs.
 
 Each task returns flat metrics prefixed with its name, ready to log, and one row per item
 for a per-item table, so a surprising score can be traced to the answers behind it. Answers
@@ -22,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..data.preferences import read_pairs
 from ..data.records import read_jsonl
 from ..distributed import stream_seed
 from ..errors import DataError
@@ -132,6 +134,18 @@ def _means(task: str, groups: Dict[str, List[Optional[float]]]) -> Dict[str, flo
     return out
 
 
+def preferences(
+    judge: Any, items: Sequence[Tuple[str, str, str]], annotator: str
+) -> List[Optional[float]]:
+    """P(first answer better) per (instruction, a, b): AlpacaEval 2.0's weighted annotator
+    where the judge offers it and `annotator` asks for it, else the judge's `prefer` (a
+    reward model compares scores either way)."""
+    if not items:
+        return []
+    weighted = annotator == "weighted" and hasattr(judge, "prefer_weighted")
+    return judge.prefer_weighted(items) if weighted else judge.prefer(items)
+
+
 # --- tasks ---------------------------------------------------------------------------------
 
 
@@ -168,9 +182,9 @@ def alpaca_eval(
         batch_size=batch_size,
         desc="alpaca_eval",
     )
-    pairs = [(q, out, ref) for (q, ref, _), out in zip(items, outputs)]
-    weighted = annotator == "weighted" and hasattr(judge, "prefer_weighted")
-    prefs = (judge.prefer_weighted(pairs) if weighted else judge.prefer(pairs)) if pairs else []
+    prefs = preferences(
+        judge, [(q, out, ref) for (q, ref, _), out in zip(items, outputs)], annotator
+    )
     metrics = {
         **_rate_metrics("alpaca", "win_rate", prefs),
         "alpaca/skipped": float(skipped),
@@ -406,10 +420,10 @@ def gsm8k(
 
 
 def signal_accuracy(
-    records: Sequence[Dict[str, Any]], judge: Any, prefix: str = "signal"
+    records: Sequence[Dict[str, Any]], judge: Any, annotator: str = "weighted"
 ) -> TaskResult:
     """How often the judge agrees with SSO's own label, preferring y+ (`chosen`) over y-
-    (`rejected`): the mean parsed preference in percent, a tie counting half."""
+    (`rejected`): the mean preference in percent, a tie counting half."""
     for n, rec in enumerate(records, 1):
         missing = [
             k for k in ("instruction", "chosen", "rejected") if not isinstance(rec.get(k), str)
@@ -417,9 +431,35 @@ def signal_accuracy(
         if missing:
             raise DataError(f"record {n}: lacks the text fields {missing}")
     items = [(r["instruction"], r["chosen"], r["rejected"]) for r in records]
-    prefs = judge.prefer(items) if items else []
+    return _agreement("signal", items, judge, annotator)
+
+
+def human_pairs(
+    judge: Any, path: str | Path, *, limit: Optional[int], annotator: str = "weighted"
+) -> TaskResult:
+    """The judge's accuracy on human-labelled pairs, asked as signal accuracy asks it. An
+    earlier conversation is shown to the judge as a transcript before the last request."""
+    pairs, equal = read_pairs(path, limit)
+    items = [(as_instruction(p.prompt), p.chosen, p.rejected) for p in pairs]
+    result = _agreement("human_pairs", items, judge, annotator)
+    result.metrics["human_pairs/skipped_equal"] = float(equal)
+    return result
+
+
+def as_instruction(prompt: Conversation) -> str:
+    """One request for the judge: the last user turn, after the turns before it."""
+    *before, last = prompt
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in before]
+    return "\n\n".join([*lines, last["content"]]) if lines else last["content"]
+
+
+def _agreement(
+    task: str, items: Sequence[Tuple[str, str, str]], judge: Any, annotator: str
+) -> TaskResult:
+    """The judge's mean preference for the labelled answer (the first of each item)."""
+    prefs = preferences(judge, items, annotator)
     rows = [
         {"instruction": q, "chosen": c, "rejected": r, "preference": p}
         for (q, c, r), p in zip(items, prefs)
     ]
-    return TaskResult(_rate_metrics(prefix, "accuracy", prefs), rows)
+    return TaskResult(_rate_metrics(task, "accuracy", prefs), rows)

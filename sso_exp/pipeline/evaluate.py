@@ -26,6 +26,7 @@ from .tracked_run import tracked_run
 log = logging.getLogger(__name__)
 EVAL_COLUMNS = (
     ("signal acc", "signal/accuracy", "{:.1f}"),
+    ("judge acc (human pairs)", "human_pairs/accuracy", "{:.1f}"),
     ("AE win", "alpaca/win_rate", "{:.1f}"),
     ("AE LC", "alpaca/lc_win_rate", "{:.1f}"),
     ("AE LC (approx.)", "alpaca/lc_win_rate_approx", "{:.1f}"),
@@ -38,9 +39,13 @@ class JudgeFailed(SSOError):
     """The judge kept failing; the tasks finished before it are saved."""
 
 
-def make_judge(judge: Any, model_cfg: ModelConfig, policy, tok):
-    """The judge an `eval/judge` option names, built by Hydra around the policy."""
-    return instantiate(judge)(policy, tok, model_cfg)
+def make_judge(e: EvalConfig, model_cfg: ModelConfig, policy, tok, seed: int = 0):
+    """The judge an `eval/judge` option names, built by Hydra around the policy, or around
+    the fixed model `eval.judge_model` names (loaded once, on the policy's device)."""
+    if e.judge_model is not None:
+        judge_model, judge_tok = load_policy(e.judge_model, seed)
+        return instantiate(e.judge)(judge_model.to(policy.device).eval(), judge_tok, e.judge_model)
+    return instantiate(e.judge)(policy, tok, model_cfg)
 
 
 def _answering(task: Any, e: EvalConfig) -> Dict[str, int]:
@@ -49,7 +54,12 @@ def _answering(task: Any, e: EvalConfig) -> Dict[str, int]:
 
 
 def _signal(model, tok, judge, e: EvalConfig, records):
-    return tasks.signal_accuracy(records, judge) if records else None
+    return tasks.signal_accuracy(records, judge, e.signal.annotator) if records else None
+
+
+def _human_pairs(model, tok, judge, e: EvalConfig, records):
+    t = e.human_pairs
+    return tasks.human_pairs(judge, t.path, limit=t.limit, annotator=t.annotator)
 
 
 def _alpaca(model, tok, judge, e: EvalConfig, records):
@@ -88,7 +98,13 @@ def _gsm8k(model, tok, judge, e: EvalConfig, records):
 
 
 # one runner per task of config.evaluation.TASKS (test_evaluate checks they match)
-RUNNERS = {"signal": _signal, "alpaca": _alpaca, "mt_bench": _mt_bench, "gsm8k": _gsm8k}
+RUNNERS = {
+    "signal": _signal,
+    "human_pairs": _human_pairs,
+    "alpaca": _alpaca,
+    "mt_bench": _mt_bench,
+    "gsm8k": _gsm8k,
+}
 
 
 def run_task(
@@ -138,6 +154,6 @@ def run_eval(cfg: SSOConfig) -> List[Dict[str, float]]:
         else:
             model, tok = load_policy(cfg.model, cfg.schedule.seed)
         model.to(device(cfg.trainer))
-        judge = make_judge(cfg.eval.judge, cfg.model, model, tok)
+        judge = make_judge(cfg.eval, cfg.model, model, tok, cfg.schedule.seed)
         rows.append(evaluate(model, tok, judge, cfg.eval, records, logger, 1, run_dir))
     return rows

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 from ..config import SSOConfig
-from ..config.evaluation import RewardJudgeConfig
+from ..config.evaluation import PolicyJudgeConfig, RewardJudgeConfig
 from ..data.files import with_located
 from ..data.preferences import read_training_pairs
 from ..data.records import load_prompts, read_records
@@ -23,6 +23,7 @@ from .reward import read_scoring_rows
 
 TASK_FILES = {
     "signal": (),
+    "human_pairs": ("eval.human_pairs.path",),
     "alpaca": ("eval.alpaca.path", "eval.alpaca.difficulty_file"),
     "mt_bench": ("eval.mt_bench.path", "eval.mt_bench.reference", "eval.mt_bench.judge_prompts"),
     "gsm8k": ("eval.gsm8k.path",),
@@ -48,6 +49,8 @@ def needed_files(cfg: SSOConfig) -> List[str]:
 
 
 def check_eval(cfg: SSOConfig) -> None:
+    if cfg.eval.judge_model is not None:
+        check_judge_model(cfg)
     if not isinstance(cfg.eval.judge, RewardJudgeConfig):
         return
     check_reward_checkpoint(cfg.eval.judge.checkpoint)
@@ -56,6 +59,15 @@ def check_eval(cfg: SSOConfig) -> None:
             "config key 'eval.tasks': a reward model cannot grade MT-Bench "
             "answers 1-10; drop mt_bench or use eval/judge=policy|openai"
         )
+
+
+def check_judge_model(cfg: SSOConfig) -> None:
+    if not isinstance(cfg.eval.judge, PolicyJudgeConfig):
+        raise ConfigError(
+            "config key 'eval.judge_model': a local judge model answers through "
+            "eval/judge=policy; drop eval/judge_model or choose that judge"
+        )
+    check_available(cfg.eval.judge_model)
 
 
 def check_online(cfg: SSOConfig) -> None:

@@ -211,7 +211,9 @@ def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
         model, tok, generator = load_models(cfg, progress)
         prompts = usable_prompts(cfg, model, tok, logger)
         judge = (
-            make_judge(cfg.eval.judge, cfg.model, model, tok) if cfg.eval.every_iteration else None
+            make_judge(cfg.eval, cfg.model, model, tok, cfg.schedule.seed)
+            if cfg.eval.every_iteration
+            else None
         )
         for it in range(1, cfg.schedule.iterations + 1):
             queries = iteration_queries(

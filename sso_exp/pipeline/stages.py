@@ -9,7 +9,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
@@ -144,6 +144,27 @@ def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path
     return rnd.kept, round_stats(rnd)
 
 
+def signal_stats(scores: Dict[str, Any], prefix: str = "") -> Dict[str, float]:
+    """On-policyness and lengths of y+, y-, y0 with their standard errors, and y+'s and y-'s
+    on-policyness against y0 of the same query (the paper's reading; a paired difference
+    has a far narrower interval than the separate means)."""
+    chosen, rejected, raw = (scores[n] for n in ON_POLICY)
+    named = {
+        "onpolicy/chosen": chosen.mean,
+        "onpolicy/rejected": rejected.mean,
+        "onpolicy/raw": raw.mean,
+        "onpolicy/chosen_minus_raw": chosen.mean - raw.mean,
+        "onpolicy/rejected_minus_raw": rejected.mean - raw.mean,
+        "length/chosen": chosen.count,
+        "length/rejected": rejected.count,
+        "length/raw": raw.count,
+    }
+    stats = {}
+    for key, values in named.items():
+        stats[prefix + key], stats[f"{prefix}{key}_se"] = mean_and_se(values)
+    return stats
+
+
 def train_on_pairs(
     model,
     tok,
@@ -169,10 +190,7 @@ def train_on_pairs(
         cfg.trainer.logps_chunk,
     )
     stats: Dict[str, float] = {f"time/{objective.prefix}scoring_s": time.perf_counter() - clock}
-    for name, label in zip(ON_POLICY, ("chosen", "rejected", "raw")):
-        for metric, values in (("onpolicy", scores[name].mean), ("length", scores[name].count)):
-            key = f"{objective.prefix}{metric}/{label}"
-            stats[key], stats[f"{key}_se"] = mean_and_se(values)
+    stats.update(signal_stats({n: scores[n] for n in ON_POLICY}, objective.prefix))
     logger.log_iteration(iteration, stats)
     clock = time.perf_counter()
     metrics, steps = fit(

@@ -30,6 +30,8 @@ COLUMNS: Sequence[Column] = (
     ("onpol y+", "onpolicy/chosen", "{:.3f}"),
     ("onpol y-", "onpolicy/rejected", "{:.3f}"),
     ("onpol y0", "onpolicy/raw", "{:.3f}"),
+    ("y+ - y0", "onpolicy/chosen_minus_raw", "{:.3f}"),
+    ("y- - y0", "onpolicy/rejected_minus_raw", "{:.3f}"),
     ("loss", "train/loss", "{:.4f}"),
     ("acc main", "train/rewards/accuracies", "{:.2f}"),
     ("acc p", "train/p_rewards/accuracies", "{:.2f}"),
@@ -53,7 +55,8 @@ def _cell(row: Dict[str, float], key: str, fmt: str) -> str:
 
 def summary_table(rows: List[Dict[str, float]], columns: Sequence[Column] = COLUMNS) -> str:
     """The policy columns by default: lengths in tokens; onpol, the mean token log-prob of
-    the response under pi(.|x) before the iteration's training; acc and margin after, what
+    the response under pi(.|x) before the iteration's training, and y+'s and y-'s against
+    y0 of the same query; acc and margin after, what
     the trained policy prefers on the pairs it was trained on; a figure measured over
     queries shows ± its 95% interval (1.96 standard errors)."""
     return markdown_table(

@@ -24,8 +24,12 @@ from sso_exp.training.callbacks import CompiledLayers, MasterWeights
 from sso_exp.training.fit import callbacks
 
 # presets (global packages) are tested on their own: experiment in test_presets
-GROUPS = sorted(
-    p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("experiment", "hparams_search")
+GROUPS = sorted(  # folders of options, nested ones (eval/judge_model) included
+    {
+        str(p.parent.relative_to(CONF))
+        for p in CONF.glob("*/**/*.yaml")
+        if p.parts[len(CONF.parts)] not in ("experiment", "hparams_search")
+    }
 )
 
 
@@ -50,6 +54,7 @@ def test_optuna_search_composes_with_its_metric_sweeper_and_space(tmp_path):
 SCHEMAS = {
     "model": ModelConfig,
     "generator": ModelConfig,
+    "eval/judge_model": ModelConfig,
     "principle": PrincipleConfig,
     "generation": GenerationConfig,
     "filter": FilterConfig,
@@ -66,12 +71,13 @@ def test_every_group_has_its_schema():
     assert set(SCHEMAS) == set(GROUPS)
 
 
-@pytest.mark.parametrize("path", sorted(CONF.glob("*/*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(CONF.glob("*/**/*.yaml")), ids=lambda p: p.stem)
 def test_option_files_hold_only_what_they_change(path):
     """No option restates a default of the schema, at any depth: each value lives once."""
-    if path.parent.name not in SCHEMAS:
+    group = str(path.parent.relative_to(CONF))
+    if group not in SCHEMAS:
         return  # presets and searches set other groups' keys
-    schema = OmegaConf.to_container(OmegaConf.structured(SCHEMAS[path.parent.name]))
+    schema = OmegaConf.to_container(OmegaConf.structured(SCHEMAS[group]))
     option = OmegaConf.to_container(OmegaConf.load(path))
     option.pop("defaults", None)
     defaults = flatten_dict(schema)

@@ -309,17 +309,74 @@ def test_signal_accuracy_by_hand():
         for i in range(4)
     ]
     judge = PreferOnly([1.0, 0.5, 0.0, None])
-    result = tasks.signal_accuracy(records, judge, prefix="signal/iter1")
+    result = tasks.signal_accuracy(records, judge)
     assert judge.items == [(f"q{i}", f"good{i}", f"bad{i}") for i in range(4)]
     assert result.metrics == {
-        "signal/iter1/accuracy": pytest.approx(50.0),
-        "signal/iter1/accuracy_se": pytest.approx(50 / math.sqrt(3)),
-        "signal/iter1/n": 3,
-        "signal/iter1/unparsed": 1,
+        "signal/accuracy": pytest.approx(50.0),
+        "signal/accuracy_se": pytest.approx(50 / math.sqrt(3)),
+        "signal/n": 3,
+        "signal/unparsed": 1,
     }
     assert [r["preference"] for r in result.rows] == [1.0, 0.5, 0.0, None]
     with pytest.raises(DataError, match="record 2"):
         tasks.signal_accuracy([records[0], {"instruction": "q"}], judge)
+
+
+class Weighted(PreferOnly):
+    """Also answers as AlpacaEval's weighted annotator, with its own scripted values."""
+
+    def __init__(self, prefs, weighted):
+        super().__init__(prefs)
+        self.weighted = list(weighted)
+
+    def prefer_weighted(self, items):
+        self.items += items
+        return [self.weighted.pop(0) for _ in items]
+
+
+@pytest.mark.parametrize("annotator, expected", [("weighted", 80.0), ("pairwise", 25.0)])
+def test_signal_accuracy_asks_the_configured_annotator(annotator, expected):
+    records = [{"instruction": f"q{i}", "chosen": "y+", "rejected": "y-"} for i in range(2)]
+    judge = Weighted([0.5, 0.0], [0.9, 0.7])
+    result = tasks.signal_accuracy(records, judge, annotator)
+    assert result.metrics["signal/accuracy"] == pytest.approx(expected)
+
+
+def _hh(*turns: str) -> str:
+    return "".join(
+        f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(turns)
+    )
+
+
+def test_human_pairs_judges_the_chosen_answer_first(tmp_path):
+    path = write_jsonl(
+        tmp_path / "hh.jsonl",
+        [
+            {"chosen": _hh("Hi?", "Hello."), "rejected": _hh("Hi?", "Go away.")},
+            {"chosen": _hh("Same", "x"), "rejected": _hh("Same", "x")},  # equal: skipped
+            {
+                "chosen": _hh("Name a fruit.", "Apple.", "Another?", "Pear."),
+                "rejected": _hh("Name a fruit.", "Apple.", "Another?", "Rock."),
+            },
+            {"chosen": _hh("unread", "a"), "rejected": _hh("unread", "b")},
+        ],
+    )
+    judge = Weighted([], [0.75, 0.25])
+    result = tasks.human_pairs(judge, path, limit=2, annotator="weighted")
+    assert judge.items == [
+        ("Hi?", "Hello.", "Go away."),
+        ("User: Name a fruit.\n\nAssistant: Apple.\n\nAnother?", "Pear.", "Rock."),
+    ]
+    m = result.metrics
+    assert m["human_pairs/accuracy"] == pytest.approx(50.0)
+    assert (m["human_pairs/n"], m["human_pairs/skipped_equal"]) == (2, 1)
+    assert [r["preference"] for r in result.rows] == [0.75, 0.25]
+
+
+def test_human_pairs_names_a_bad_line(tmp_path):
+    path = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": "no transcript", "rejected": "x"}])
+    with pytest.raises(DataError, match=r"hh.jsonl:1"):
+        tasks.human_pairs(PreferOnly([]), path, limit=None)
 
 
 def _run(task: str, path: Path, refs: Optional[Path] = None):

@@ -7,7 +7,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from test_online import only_run, out
 
-from conftest import FIXTURES, TINY_ARGS, run_cli
+from conftest import FIXTURES, TINY_ARGS, run_cli, tracked_runs
 
 KEY = "sk-eval-test-never-logged-31337"
 SMALL = [
@@ -122,3 +122,31 @@ def test_every_task_has_a_runner():
     from sso_exp.pipeline.inputs import TASK_FILES
 
     assert set(RUNNERS) == set(TASKS) == set(TASK_FILES)
+
+
+def test_a_fixed_local_judge_also_scores_human_pairs(tmp_path):
+    proc = run_cli(
+        tmp_path,
+        "mode=eval",
+        "model=tiny",
+        "eval/judge_model=tiny",
+        "eval.tasks=[signal,human_pairs]",
+        "eval.human_pairs.limit=3",
+        *SMALL,
+        f"data.pairs={FIXTURES / 'sso_records.json'}",
+    )
+    assert proc.returncode == 0, out(proc)[-3000:]
+    _, run = only_run(tmp_path)
+    m = run.data.metrics
+    # the weighted annotator reads a local judge's token probabilities: it always answers
+    assert (m["human_pairs/n"], m["human_pairs/unparsed"], m["signal/unparsed"]) == (3, 0, 0)
+    assert 0 < m["human_pairs/accuracy"] < 100 and "human_pairs/accuracy_se" in m
+    assert "judge acc (human pairs)" in out(proc)
+
+
+def test_a_judge_model_needs_the_policy_judge(tmp_path, server):
+    proc = run_cli(
+        tmp_path, "mode=eval", "model=tiny", "eval/judge_model=tiny", *SMALL, *openai_args(server)
+    )
+    assert proc.returncode == 2 and "eval.judge_model" in out(proc), out(proc)[-2000:]
+    assert tracked_runs(tmp_path) == 0 and not server.requests

@@ -1,12 +1,15 @@
-"""What the trained policy prefers on its own pairs after an iteration's training."""
+"""What the trained policy prefers on its own pairs after an iteration's training, and the
+iteration's signal figures per query."""
 
+import pytest
 import torch
 
 from conftest import compose_cfg
 from sso_exp.data.encoding import encode_records, pad
+from sso_exp.data.pairs import SeqLogps
 from sso_exp.data.records import make_record
 from sso_exp.models.logprobs import score_named, sequence_logps
-from sso_exp.pipeline.stages import preference_after
+from sso_exp.pipeline.stages import preference_after, signal_stats
 
 NAMES = ["main_chosen", "main_rejected"]
 
@@ -38,3 +41,20 @@ def test_the_preference_after_training_is_the_margin_against_the_model_before(ti
     assert learnt["generator/after/accuracy"] == (margin > 0).double().mean().item() == 1.0
     assert abs(learnt["generator/after/margin"] - margin.double().mean().item()) < 1e-3
     assert learnt["generator/after/margin_se"] > 0
+
+
+def test_signal_stats_pair_each_query_with_its_own_y0():
+    counts = torch.tensor([2.0, 4.0, 5.0])
+    scored = {  # mean log-probs: y+ (-1, -2, -3), y- (-2, -2, -5), y0 (-1.5, -2.5, -3.5)
+        "main_chosen": SeqLogps(torch.tensor([-2.0, -8.0, -15.0]), counts),
+        "main_rejected": SeqLogps(torch.tensor([-4.0, -8.0, -25.0]), counts),
+        "raw": SeqLogps(torch.tensor([-3.0, -10.0, -17.5]), counts),
+    }
+    stats = signal_stats(scored, prefix="gen/")
+    assert stats["gen/onpolicy/chosen"] == pytest.approx(-2.0)
+    assert stats["gen/onpolicy/chosen_minus_raw"] == pytest.approx(0.5)
+    assert stats["gen/onpolicy/chosen_minus_raw_se"] == pytest.approx(0.0, abs=1e-12)
+    diffs = torch.tensor([-0.5, 0.5, -1.5], dtype=torch.float64)  # y- minus y0, per query
+    assert stats["gen/onpolicy/rejected_minus_raw"] == pytest.approx(-0.5)
+    assert stats["gen/onpolicy/rejected_minus_raw_se"] == pytest.approx(diffs.std() / 3**0.5)
+    assert stats["gen/length/raw"] == pytest.approx(11 / 3)

@@ -12,10 +12,17 @@ from sso_exp.pipeline.evaluate import make_judge
 
 def test_the_policy_judges_with_its_settings(tmp_path, tiny):
     cfg = compose_cfg(tmp_path, "model=tiny", "eval.batch_size=3", "eval.judge.max_new_tokens=9")
-    judge = make_judge(cfg.eval.judge, cfg.model, *tiny)
+    judge = make_judge(cfg.eval, cfg.model, *tiny)
     assert isinstance(judge, LLMJudge) and isinstance(judge.backend, PolicyBackend)
     assert (judge.backend.batch_size, judge.backend.max_new_tokens) == (3, 9)
     assert judge.backend.model is tiny[0]
+
+
+def test_a_judge_model_is_its_own_fixed_model(tmp_path, tiny):
+    cfg = compose_cfg(tmp_path, "model=tiny", "eval/judge_model=tiny")
+    backend = make_judge(cfg.eval, cfg.model, *tiny).backend
+    assert backend.model is not tiny[0] and not backend.model.training
+    assert backend.model.device == tiny[0].device
 
 
 def test_an_openai_judge_gets_the_configured_endpoint(tmp_path, tiny):
@@ -26,7 +33,7 @@ def test_an_openai_judge_gets_the_configured_endpoint(tmp_path, tiny):
         "eval.judge.model=m",
         "eval.judge.max_retries=2",
     )
-    backend = make_judge(cfg.eval.judge, cfg.model, *tiny).backend
+    backend = make_judge(cfg.eval, cfg.model, *tiny).backend
     assert isinstance(backend, OpenAIBackend)
     assert (backend.base_url, backend.model, backend.max_retries) == (
         "http://127.0.0.1:9/v1",
