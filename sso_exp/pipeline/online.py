@@ -30,7 +30,7 @@ from .stages import (
     train_on_pairs,
     usable_prompts,
 )
-from .tracked_run import tracked_run
+from .tracked_run import raise_if_stopped, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class Stages:
             pl.seed_everything(self.seed + STAGE_SEEDS[name], workers=True, verbose=False)
             self.progress.finish(stage, work(), self.logger.step_offset)
             release_memory()  # what the stage held (a Trainer, its optimizer) and glibc's heap
+            raise_if_stopped()
         return self.progress.stages[stage]
 
 

@@ -62,15 +62,28 @@ def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> Run
     return logger
 
 
+_received: List[int] = []  # the stop signals this process got inside stop_on_signals
+
+
+def raise_if_stopped() -> None:
+    """Stopped, if a stop signal came whose exception never reached the run: raised inside
+    a finalizer (the cyclic collector runs them at any time), Python prints and drops it.
+    Called at every stage boundary and before a run is called finished."""
+    if _received:
+        raise Stopped(_received[0])
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Stopped wherever the work is (training included); a second
-    one while the run closes acts as Python's default would."""
+    """SIGINT and SIGTERM raise Stopped wherever the work is (training included), or at the
+    next stage boundary where that exception was dropped; a second one while the run closes
+    acts as Python's default would."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum, frame):
+        _received.append(signum)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise Stopped(signum)
@@ -81,6 +94,7 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+        _received.clear()
 
 
 @contextmanager
@@ -104,6 +118,7 @@ def tracked_run(
     try:
         with stop_on_signals(), autocast(cfg.trainer):
             yield run_dir, logger, rows
+            raise_if_stopped()
         status = "FINISHED"
         if progress is not None:
             progress.finished = True

@@ -1,5 +1,8 @@
 """Opening a run's MLflow run: two sweep jobs registering the same data file at once both
-get it linked; a failure after the run exists closes it FAILED, never leaves it RUNNING."""
+get it linked; a failure after the run exists closes it FAILED, never leaves it RUNNING; a
+stop signal whose exception a finalizer dropped still stops the run."""
+
+import signal
 
 import mlflow
 import pytest
@@ -8,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from test_online import only_run
 
 from conftest import compose_cfg
-from sso_exp.pipeline.tracked_run import open_run
+from sso_exp.errors import Stopped
+from sso_exp.pipeline.tracked_run import open_run, raise_if_stopped, stop_on_signals
 
 
 def race_once(monkeypatch, error):
@@ -46,3 +50,22 @@ def test_a_failure_after_the_run_exists_closes_it_failed(tmp_path, monkeypatch):
     with pytest.raises(MlflowException):
         open_run(cfg, tmp_path / "run", None)
     assert only_run(tmp_path)[1].info.status == "FAILED"
+
+
+class SignalsWhenCollected:
+    """Sends SIGTERM from its finalizer, as a signal may arrive while the collector runs."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_stop_signal_dropped_in_a_finalizer_stops_at_the_next_boundary():
+    went_on = False
+    with pytest.raises(Stopped), stop_on_signals():
+        SignalsWhenCollected()  # the handler's Stopped is raised in __del__ and dropped
+        went_on = True
+        raise_if_stopped()
+    assert went_on
+    raise_if_stopped()  # outside the run nothing is pending
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
