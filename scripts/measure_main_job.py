@@ -4,8 +4,9 @@
 
 Samples the resident memory of the job's whole process tree every 0.2 s, then prints each
 iteration's time split by stage (the run's `time/*_s` metrics, read from a store of its own
-in a temporary folder). torch.compile's kernel cache starts empty, as on a fresh machine
-(set TORCHINDUCTOR_CACHE_DIR to measure with a warm one). The last line reads
+in a temporary folder) with the peak memory sampled within each stage. torch.compile's
+kernel cache starts empty, as on a fresh machine (set TORCHINDUCTOR_CACHE_DIR to measure
+with a warm one). The last line reads
 `wall_s=<s> peak_rss_gb=<GB>`. Targets on a 2-core machine: the default job <= 120 s and
 <= 4 GB; an iteration of 64 queries <= 300 s."""
 
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import List, Tuple
 
 import psutil
 
@@ -34,8 +36,9 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def stage_times(store: str) -> str:
-    """One line per iteration: seconds per stage, from the run's `time/*_s` metrics."""
+def stage_times(store: str, samples: List[Tuple[float, int]]) -> str:
+    """One line per iteration: seconds per stage, from the run's `time/*_s` metrics (each
+    logged as its stage ends), and the peak RSS sampled within each stage."""
     import mlflow
 
     client = mlflow.MlflowClient(store)
@@ -43,9 +46,12 @@ def stage_times(store: str) -> str:
     split: dict = {}
     for key in (k for k in run.data.metrics if k.startswith("time/")):
         for m in client.get_metric_history(run.info.run_id, key):
-            split.setdefault(m.step, {})[key[5:].removesuffix("_s")] = m.value
+            end = m.timestamp / 1000
+            inside = [rss for t, rss in samples if end - m.value <= t <= end]
+            peak = f" ({max(inside) / 2**30:.2f} GiB)" if inside else ""
+            split.setdefault(m.step, {})[key[5:].removesuffix("_s")] = f"{m.value:.1f}s{peak}"
     return "\n".join(
-        f"iteration {it}: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(times.items()))
+        f"iteration {it}: " + ", ".join(f"{k} {v}" for k, v in sorted(times.items()))
         for it, times in sorted(split.items())
     )
 
@@ -59,20 +65,21 @@ def main() -> None:
     start = time.perf_counter()
     env = {"TORCHINDUCTOR_CACHE_DIR": str(folder / "inductor"), **os.environ}
     job = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    watched, peak = psutil.Process(job.pid), 0
+    watched, samples = psutil.Process(job.pid), [(time.time(), 0)]
     while job.poll() is None:
         try:
-            peak = max(peak, tree_rss(watched))
+            samples.append((time.time(), tree_rss(watched)))
         except psutil.NoSuchProcess:
             break
         time.sleep(0.2)
+    peak = max(rss for _, rss in samples)
     wall = time.perf_counter() - start
     if job.returncode:
         sys.exit(f"the job failed with exit code {job.returncode}")
     from sso_exp.config.machine import describe_machine
 
     memory = psutil.virtual_memory().total / 2**30
-    print(stage_times(store))
+    print(stage_times(store, samples))
     shutil.rmtree(folder)
     print(f"machine: {describe_machine()}, {memory:.0f} GiB")
     print(f"wall_s={wall:.1f} peak_rss_gb={peak / 2**30:.2f}")

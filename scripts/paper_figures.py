@@ -5,6 +5,7 @@ itself on the embedded SmolLM2-135M (CPU), then read back from MLflow and printe
     .venv/bin/python scripts/paper_figures.py gsm8k    # GSM8K exact match, 100 items
     .venv/bin/python scripts/paper_figures.py signal   # sso vs pbaa: signal accuracy, on-policyness
     .venv/bin/python scripts/paper_figures.py study    # sso vs pbaa, 4 x 48 queries, fixed judge
+    .venv/bin/python scripts/paper_figures.py alpaca   # AlpacaEval 2.0: weighted vs pairwise judge
     .venv/bin/python scripts/paper_figures.py all
 
 Sizes are flags (see --help); the defaults fit a 2-core CPU in well under an hour. Runs go
@@ -140,6 +141,40 @@ def signal_figures(a: argparse.Namespace) -> None:
             )
 
 
+def _rate(m: dict, key: str) -> str:
+    """A rate ± its 95% half-width, or - when the run did not log it."""
+    return "-" if key not in m else f"{m[key]:.1f} ± {1.96 * m[f'{key}_se']:.1f}"
+
+
+def alpaca_figure(a: argparse.Namespace) -> None:
+    """AlpacaEval against GPT-4 Turbo's answers on the first items, the policy judging: as
+    AlpacaEval 2.0's weighted annotator asks (the package's prompt, one random order, the
+    verdict tokens' probabilities) and as the previous code asked (the MT-Bench prompt in
+    both orders, hard verdicts). The LC win rate is the package's own given its
+    df_gamed.csv (--difficulty-file), else the labelled approximation."""
+    common = [
+        "mode=eval",
+        "eval.tasks=[alpaca]",
+        f"eval.alpaca.limit={a.alpaca_items}",
+        f"eval.alpaca.max_new_tokens={a.alpaca_tokens}",
+        f"data.dir={DATA}",
+    ]
+    if a.difficulty_file:
+        common.append(f"eval.alpaca.difficulty_file={a.difficulty_file}")
+    print(
+        "\n| annotator | n | unparsed | win rate % | LC win rate % | LC, approx. % | cut | length |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for annotator in ("weighted", "pairwise"):
+        m = run(f"alpaca_{annotator}", *common, f"eval.alpaca.annotator={annotator}")
+        print(
+            f"| {annotator} | {m['alpaca/n']:.0f} | {m['alpaca/unparsed']:.0f} | "
+            f"{_rate(m, 'alpaca/win_rate')} | {_rate(m, 'alpaca/lc_win_rate')} | "
+            f"{_rate(m, 'alpaca/lc_win_rate_approx')} | {m['alpaca/budget_hits']:.0f} | "
+            f"{m['alpaca/mean_length']:.0f} |"
+        )
+
+
 STUDY_COLUMNS = (
     ("run", "run", "{}"),
     ("iter", "iteration", "{:d}"),
@@ -219,7 +254,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("figure", choices=["rm", "gsm8k", "signal", "study", "all"])
+    p.add_argument("figure", choices=["rm", "gsm8k", "signal", "alpaca", "study", "all"])
     p.add_argument("--rm-train", type=int, default=400, help="human training pairs")
     p.add_argument("--rm-eval", type=int, default=300, help="human evaluation pairs")
     p.add_argument("--rm-max-length", type=int, default=256)
@@ -231,12 +266,15 @@ def main() -> None:
     p.add_argument("--gsm8k-items", type=int, default=100)
     p.add_argument("--gsm8k-tokens", type=int, default=256)
     p.add_argument("--signal-queries", type=int, default=8)
+    p.add_argument("--alpaca-items", type=int, default=50)
+    p.add_argument("--alpaca-tokens", type=int, default=512, help="answer budget (CPU)")
+    p.add_argument("--difficulty-file", help="AlpacaEval's df_gamed.csv, for its own LC rate")
     p.add_argument("--study-iterations", type=int, default=4)
     p.add_argument("--study-queries", type=int, default=48, help="queries per iteration")
     p.add_argument("--judge-pairs", type=int, default=200, help="human pairs the judge labels")
     a = p.parse_args()
     figures = (("rm", rm_figures), ("gsm8k", gsm8k_figure), ("signal", signal_figures))
-    for name, fn in (*figures, ("study", study)):
+    for name, fn in (*figures, ("alpaca", alpaca_figure), ("study", study)):
         if a.figure in (name, "all"):
             fn(a)
 

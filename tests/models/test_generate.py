@@ -1,6 +1,8 @@
 """The one generate loop says which completions the token budget cut short: those that
-ended on an end-of-turn token are not cut, whatever the rows beside them did."""
+ended on an end-of-turn token are not cut, whatever the rows beside them did; under a bf16
+autocast it decodes with bf16 weights and gives the float32 ones back untouched."""
 
+import torch
 from transformers import LogitsProcessor
 
 from sso_exp.data.encoding import chat_prompt
@@ -35,3 +37,34 @@ def test_cut_marks_the_answers_that_ran_out_of_tokens(tiny):
     assert tok.eos_token_id in stop_ids(model, tok)
     assert out.texts[first] == ""  # it ended at once
     assert out.cut == [i != first for i in range(3)]
+
+
+class SeesDtype(LogitsProcessor):
+    """Records the dtypes of the model's weights at each step."""
+
+    def __init__(self, model):
+        self.model, self.dtypes = model, set()
+
+    def __call__(self, input_ids, scores):
+        self.dtypes |= {p.dtype for p in self.model.parameters()}
+        return scores
+
+
+def test_a_bf16_autocast_generates_with_bf16_weights_and_gives_the_float32_ones_back(tiny):
+    model, tok = tiny
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    storage = {n: p.data_ptr() for n, p in model.named_parameters()}
+    seen = SeesDtype(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        generate_texts(
+            model,
+            tok,
+            [chat_prompt(tok, None, "Hi")],
+            max_new_tokens=3,
+            batch_size=1,
+            processor=lambda idx: seen,
+        )
+    assert seen.dtypes == {torch.bfloat16}
+    for n, p in model.named_parameters():
+        assert p.dtype == torch.float32 and p.data_ptr() == storage[n]
+        assert torch.equal(p, before[n])
