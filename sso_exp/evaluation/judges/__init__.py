@@ -33,8 +33,8 @@ __all__ = [
 def policy_judge(
     policy, tok, model_cfg: ModelConfig, *, max_new_tokens: int, batch_size: int
 ) -> LLMJudge:
-    """The evaluated model judges, greedily."""
-    return LLMJudge(PolicyBackend(policy, tok, max_new_tokens, batch_size))
+    """The evaluated model judges, greedily (a progress bar: its verdicts can take minutes)."""
+    return LLMJudge(PolicyBackend(policy, tok, max_new_tokens, batch_size, desc="judging"))
 
 
 def openai_judge(policy, tok, model_cfg: ModelConfig, **backend: Any) -> LLMJudge:
