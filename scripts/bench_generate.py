@@ -8,8 +8,10 @@ the generation config's temperature, top-p, max_new_tokens and batch size. The b
 calls `model.generate` once per prompt in float32 (no batching, no autocast) on the first
 `--baseline-prompts` of the same prompts. Tokens are counted up to and including EOS. The
 decode bound is a matmul peak measured here (in the stage's dtype) over 2 x parameters
-FLOP per token (attention over the context left out, so the true bound is lower). The
-last line reads `speedup=<stage tok/s / sequential tok/s>`."""
+FLOP per token, and a second one from the memory bandwidth measured here, the weights read
+once per step for a batch's rows (the KV cache's reads and attention left out in both, so
+the true bounds are lower). The last line reads `speedup=<stage tok/s / sequential tok/s>`.
+`--queries 32` measures at the size of a 64-query iteration's sampling batches."""
 
 from __future__ import annotations
 
@@ -31,6 +33,17 @@ def stage_prompts(cfg, n: int):
         for q in load_prompts(cfg.data.prompts)[:n]
         for system in (st.p_system, st.n_system, None)
     ]
+
+
+def read_bandwidth(gib: float = 0.5) -> float:
+    """Bytes/s one reduction reads from memory (a tensor far larger than the caches): a
+    decode step at a small batch reads every weight once and does little else with it."""
+    x = torch.ones(int(gib * 2**30) // 4)
+    x.sum()
+    start = time.perf_counter()
+    for _ in range(5):
+        x.sum()
+    return 5 * x.numel() * 4 / (time.perf_counter() - start)
 
 
 def generated_tokens(tok, texts) -> int:
@@ -107,10 +120,19 @@ def main() -> None:
         f"{stage_s:.1f} | {stage_tps:.1f} |"
     )
     dtype = AUTOCAST.get(cfg.trainer.precision, torch.float32)
-    bound = matmul_peak(dtype) / (2 * sum(p.numel() for p in model.parameters()))
+    params = sum(p.numel() for p in model.parameters())
+    bound = matmul_peak(dtype) / (2 * params)
     print(
         f"decode bound ({str(dtype)[6:]} matmul peak / 2 x params): {bound:.0f} tok/s; "
         f"the stage at {stage_tps / bound:.1%} of it"
+    )
+    bandwidth = read_bandwidth()
+    weights = params * torch.finfo(dtype).bits // 8
+    bound = bandwidth * min(g.batch_size, len(prompts)) / weights
+    print(
+        f"decode bound (memory: {bandwidth / 1e9:.1f} GB/s read, the weights read once a step "
+        f"for {min(g.batch_size, len(prompts))} rows): {bound:.0f} tok/s; the stage at "
+        f"{stage_tps / bound:.1%} of it"
     )
     print(f"machine: {describe_machine()}")
     print(f"speedup={stage_tps / base_tps:.2f}")
