@@ -136,4 +136,7 @@ def fit(
         if trained is not model:
             merge_lora(trained)
         model.to(pl_trainer.strategy.root_device)  # Lightning's teardown moved it to the CPU
-    return mean_metrics(pl_trainer), optimizer_steps(pl_trainer)
+    result = mean_metrics(pl_trainer), optimizer_steps(pl_trainer)
+    del pl_trainer, module
+    release_memory()  # the Trainer's cycles hold the optimizer state: gone before scoring
+    return result
