@@ -146,8 +146,8 @@ def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path
 
 def signal_stats(scores: Dict[str, Any], prefix: str = "") -> Dict[str, float]:
     """On-policyness and lengths of y+, y-, y0 with their standard errors, and y+'s and y-'s
-    on-policyness against y0 of the same query (the paper's reading; a paired difference
-    has a far narrower interval than the separate means)."""
+    on-policyness against y0 of the same query (the paper's reading; its interval comes
+    from the per-query differences, not from the separate means')."""
     chosen, rejected, raw = (scores[n] for n in ON_POLICY)
     named = {
         "onpolicy/chosen": chosen.mean,
