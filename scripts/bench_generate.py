@@ -126,13 +126,11 @@ def main() -> None:
         f"decode bound ({str(dtype)[6:]} matmul peak / 2 x params): {bound:.0f} tok/s; "
         f"the stage at {stage_tps / bound:.1%} of it"
     )
-    bandwidth = read_bandwidth()
-    weights = params * torch.finfo(dtype).bits // 8
-    bound = bandwidth * min(g.batch_size, len(prompts)) / weights
+    bandwidth, rows = read_bandwidth(), min(g.batch_size, len(prompts))
+    bound = bandwidth * rows / (params * torch.finfo(dtype).bits // 8)
     print(
         f"decode bound (memory: {bandwidth / 1e9:.1f} GB/s read, the weights read once a step "
-        f"for {min(g.batch_size, len(prompts))} rows): {bound:.0f} tok/s; the stage at "
-        f"{stage_tps / bound:.1%} of it"
+        f"for {rows} rows): {bound:.0f} tok/s; the stage at {stage_tps / bound:.1%} of it"
     )
     print(f"machine: {describe_machine()}")
     print(f"speedup={stage_tps / base_tps:.2f}")

@@ -33,8 +33,8 @@ class MasterWeights(pl.Callback):
         # before configure_optimizers: the optimizer is built over the bf16 parameters
         params = [p for p in pl_module.parameters() if p.is_floating_point()]
         self.loaded = {p: p.dtype for p in params}
-        # a float32 model's own storage becomes the master (no second float32 copy: 0.5 GB
-        # for 135M parameters); the model gets a bf16 copy and, at teardown, it back
+        # a float32 model's own storage becomes the master, so no second float32 copy sits
+        # beside it while the bf16 weights are made; the model gets it back at teardown
         self.masters = {p: p.detach().float() for p in params}
         for p in params:
             p.data = p.data.to(self.dtype)
