@@ -2,7 +2,7 @@
 # The GPU check (issue 12), for a machine with a GPU; CI never has one and nothing depends on
 # it. About 10 minutes on one H100/H200: the tests marked `gpu`, then one online iteration of
 # a randomly initialised model with Qwen2-7B's shapes (SmolLM2's tokenizer) with trainer=gpu
-# and LoRA, then the same with full fine-tuning on the GPU's ranks under trainer=ddp.
+# and LoRA, then the same with full fine-tuning on the GPUs under trainer=fsdp.
 # Prints sampling and training tokens/s, training MFU against the GPU's bf16 peak
 # (BF16_TFLOPS, default 989: H100/H200 SXM dense) and peak GPU memory.
 #
@@ -35,6 +35,6 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 "$PY" -m sso_exp "${COMMON[@]}" trainer=gpu model.lora.enabled=true "hydra.run.dir=$OUT/lora"
 report "$OUT/lora"
 GPUS=$(nvidia-smi -L | wc -l)
-"$PY" -m sso_exp "${COMMON[@]}" trainer=ddp trainer.accelerator=gpu "trainer.devices=$GPUS" \
+"$PY" -m sso_exp "${COMMON[@]}" trainer=fsdp trainer.accelerator=gpu "trainer.devices=$GPUS" \
   "hydra.run.dir=$OUT/full"
 report "$OUT/full"

@@ -24,6 +24,8 @@ from .heap import release_memory, set_malloc
 from .objectives import Objective
 from .optim import build
 from .policy_module import SSOPolicyModule, mean_metrics, optimizer_steps
+from .sharded import STRATEGY as SHARDED
+from .sharded import ShardedPolicyModule
 
 
 def callbacks(t: TrainerConfig) -> List[pl.Callback]:
@@ -69,9 +71,9 @@ def check_trainer(t: TrainerConfig) -> None:
         )
     if "fsdp" in strategy_name(t.strategy):
         raise ConfigError(
-            "config key 'trainer.strategy': FSDP is not supported yet: after training every "
-            "rank needs the full parameters to sample the next iteration, and sso-exp does "
-            "not gather them yet; use trainer=ddp (or trainer=deepspeed on GPUs)"
+            f"config key 'trainer.strategy': '{strategy_name(t.strategy)}' is Lightning's "
+            "FSDP1, which needs GPUs and keeps the model wrapped; use trainer=fsdp (FSDP2, "
+            "whole weights gathered for sampling after every training)"
         )
     try:
         pl.Trainer(**hardware(t), logger=False, enable_checkpointing=False)
@@ -129,7 +131,8 @@ def fit(
     trained = add_lora(model, lora) if lora.enabled else model
     release_memory()  # the scoring's heap, before the optimizer state is allocated
     pl_trainer = make_trainer(trainer, s, logger, run_dir, s.epochs)
-    module = SSOPolicyModule(trained, objective, build(s.optimizer), build(s.lr_scheduler), trainer)
+    kind = ShardedPolicyModule if strategy_name(trainer.strategy) == SHARDED else SSOPolicyModule
+    module = kind(trained, objective, build(s.optimizer), build(s.lr_scheduler), trainer)
     try:
         pl_trainer.fit(module, data)
     finally:

@@ -58,7 +58,7 @@ class SSOPolicyModule(pl.LightningModule):
 
     def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
         pairs = [k for k in batch if k != "ref"]
-        policy = {p: split_pair(sequence_logps(self.model, batch[p], **self.logps)) for p in pairs}
+        policy = {p: split_pair(self.sequence_logps(batch[p])) for p in pairs}
         loss, metrics = self.objective.loss(policy, batch.get("ref"))
         metrics = {self.objective.prefix + k: v for k, v in metrics.items()}
         size = len(next(iter(policy.values())).chosen.sum)
@@ -73,6 +73,9 @@ class SSOPolicyModule(pl.LightningModule):
         )
         self.log("train_loss", loss.detach(), prog_bar=True, logger=False)
         return loss
+
+    def sequence_logps(self, batch: Dict) -> SeqLogps:
+        return sequence_logps(self.model, batch, **self.logps)
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]  # LoRA: adapters only

@@ -1,5 +1,5 @@
 """What the machine cannot run stops the run at start-up, before any work, naming the key:
-a GPU strategy on a CPU machine, FSDP on CPU ranks, more CPU ranks than cores."""
+a GPU strategy on a CPU machine, Lightning's FSDP1, more CPU ranks than cores."""
 
 import os
 
@@ -10,16 +10,14 @@ from conftest import compose_cfg, run_cli, tracked_runs
 from sso_exp.errors import ConfigError
 from sso_exp.pipeline.launch import start_ranks
 
-FSDP_ON_CPU = ("trainer.accelerator=cpu", "trainer.precision=32-true")
-
 
 @pytest.mark.parametrize(
     "overrides, key",
     [
         (("trainer=gpu",), "trainer.accelerator"),
-        (("trainer=fsdp",), "trainer.accelerator"),
+        (("trainer=fsdp", "trainer.accelerator=gpu"), "trainer.accelerator"),
         (("trainer=deepspeed",), "trainer.accelerator"),
-        (("trainer=fsdp", *FSDP_ON_CPU), "trainer.strategy"),
+        (("trainer.strategy=fsdp",), "trainer.strategy"),
         (("trainer=ddp", f"trainer.devices={4 * (os.cpu_count() or 1)}"), "trainer.devices"),
     ],
 )
@@ -35,8 +33,8 @@ def test_one_process_starts_no_ranks(tmp_path):
     assert start_ranks(cfg, sweeping=False).output_dir == cfg.output_dir
 
 
-def test_a_gpu_strategy_on_this_cpu_exits_2_before_any_work(tmp_path):
-    proc = run_cli(tmp_path, "model=tiny", "trainer=fsdp", "trainer.accelerator=cpu")
+def test_lightnings_fsdp1_exits_2_before_any_work(tmp_path):
+    proc = run_cli(tmp_path, "model=tiny", "trainer.strategy=fsdp")
     text = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "config key 'trainer.strategy'" in text
     assert "Traceback" not in text
