@@ -45,8 +45,11 @@ def run(cfg: DictConfig) -> Optional[float]:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
+    from .config.machine import limit_onednn_cache
     from .pipeline.inputs import check_inputs
     from .pipeline.launch import start_ranks
+
+    limit_onednn_cache(config.trainer)
 
     config = start_ranks(check_inputs(config), in_multirun())
     module, function = MODES[config.mode.name]

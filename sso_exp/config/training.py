@@ -141,6 +141,9 @@ class TrainerConfig:
     # glibc's heap (training/heap.py), None: its default
     malloc_mmap_threshold_kb: Optional[int] = None
     malloc_trim_threshold_kb: Optional[int] = None
+    # oneDNN kernels kept for reuse (config/machine.py; its own default 1024, which batches of
+    # ever new lengths fill with ~0.15 GiB over a job); None: leave oneDNN's setting
+    onednn_primitive_cache: Optional[int] = 128
 
     def __post_init__(self) -> None:
         require(
@@ -168,3 +171,8 @@ class TrainerConfig:
             "use bf16-mixed with several devices",
         )
         require(self.num_nodes >= 1, "trainer.num_nodes", "must be >= 1")
+        require(
+            self.onednn_primitive_cache is None or self.onednn_primitive_cache >= 0,
+            "trainer.onednn_primitive_cache",
+            "must be >= 0",
+        )

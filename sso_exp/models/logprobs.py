@@ -61,19 +61,24 @@ class HeadLogps(torch.autograd.Function):
     def _grads(ctx, grad: Tensor):
         hidden, weight, bias, targets = ctx.saved_tensors
         g_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        f32 = torch.float32  # the chunks' sums, whatever the weights' dtype
-        g_weight = torch.zeros_like(weight, dtype=f32) if ctx.needs_input_grad[1] else None
-        g_bias = torch.zeros_like(bias, dtype=f32) if ctx.needs_input_grad[2] else None
+        chunks = _chunks(len(hidden), ctx.chunk)
+        # several chunks sum into float32, whatever the weights' dtype; one chunk's matmul
+        # is the gradient itself (a float32 sum of one term rounds back to the same value)
+        sums = len(chunks) > 1
+        g_weight = _accumulator(weight, ctx.needs_input_grad[1] and sums)
+        g_bias = _accumulator(bias, ctx.needs_input_grad[2] and sums)
         grad_logits = _kernels(ctx.compiled)[1]
-        for rows in _chunks(len(hidden), ctx.chunk):
+        for rows in chunks:
             logits = F.linear(hidden[rows], weight, bias)
             dlogits = grad_logits(logits, grad[rows].float(), targets[rows])
             if g_hidden is not None:
                 g_hidden[rows] = dlogits @ weight
-            if g_weight is not None:
-                g_weight += dlogits.T @ hidden[rows]
-            if g_bias is not None:
-                g_bias += dlogits.sum(0)
+            if ctx.needs_input_grad[1]:
+                part = dlogits.T @ hidden[rows]
+                g_weight = part if g_weight is None else g_weight.add_(part)
+            if ctx.needs_input_grad[2]:
+                part = dlogits.sum(0)
+                g_bias = part if g_bias is None else g_bias.add_(part)
         return (
             g_hidden,
             None if g_weight is None else g_weight.to(weight.dtype),
@@ -84,13 +89,19 @@ class HeadLogps(torch.autograd.Function):
         )
 
 
+def _accumulator(param: Optional[Tensor], needed: bool) -> Optional[Tensor]:
+    return torch.zeros_like(param, dtype=torch.float32) if needed else None
+
+
 def _logp_rows(logits: Tensor, targets: Tensor) -> Tensor:
-    return torch.log_softmax(logits.float(), -1).gather(-1, targets[:, None]).squeeze(-1)
+    # dtype=: computed in float32 without a float32 copy of the logits beside the result
+    logp = torch.log_softmax(logits, -1, dtype=torch.float32)
+    return logp.gather(-1, targets[:, None]).squeeze(-1)
 
 
 def _grad_logits(logits: Tensor, grad: Tensor, targets: Tensor) -> Tensor:
     """grad x d logp(target) / d logits = grad x (onehot - softmax), in logits' dtype."""
-    probs = torch.softmax(logits.float(), -1).mul_(-grad[:, None])
+    probs = torch.softmax(logits, -1, dtype=torch.float32).mul_(-grad[:, None])
     return probs.scatter_add_(-1, targets[:, None], grad[:, None]).to(logits.dtype)
 
 

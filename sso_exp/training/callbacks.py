@@ -10,6 +10,11 @@ sit beside the activations of a backward pass (0.5 GB less at the peak for 135M
 parameters). Lightning's own bf16-true would update the bf16 weights themselves and cast
 the batch (the reference log-probs) to bf16.
 
+`TrimmedHeap` (glibc's default heap): a micro-batch frees hundreds of megabytes of
+activations and the step's float32 gradients, and glibc keeps much of it as free heap that
+the next phase, of other block sizes, cannot reuse: trimmed before each backward and after
+each step, the default main job peaks 0.2 GiB lower at no measurable cost.
+
 `CompiledLayers` (trainer.compile=true): torch.compile each decoder layer for the run,
 one graph shared by all layers, with dynamic sequence lengths; undone at the end, so
 sampling runs the plain layers."""
@@ -20,6 +25,8 @@ from typing import Dict, List
 
 import pytorch_lightning as pl
 import torch
+
+from .heap import trim_heap
 
 
 class MasterWeights(pl.Callback):
@@ -54,9 +61,10 @@ class MasterWeights(pl.Callback):
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.stepped:  # the stepped masters, rounded into the model
-            for p, master in self.masters.items():
-                p.copy_(master)
+        if self.stepped:  # the stepped masters, rounded into the model; their float32
+            for p, master in self.masters.items():  # gradients freed now, not at the next
+                p.copy_(master)  # window's zero_grad, after its first forward
+                master.grad = None
             self.stepped = False
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -80,6 +88,14 @@ class FreshCasts(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         torch.clear_autocast_cache()
+
+
+class TrimmedHeap(pl.Callback):
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        trim_heap()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        trim_heap()
 
 
 class CompiledLayers(pl.Callback):

@@ -19,7 +19,7 @@ from ..data.encoding import Encoded
 from ..data.pairs import PairDataset, SeqLogps, loader
 from ..errors import ConfigError
 from ..models.lora import add_lora, merge_lora
-from .callbacks import CompiledLayers, FreshCasts, MasterWeights
+from .callbacks import CompiledLayers, FreshCasts, MasterWeights, TrimmedHeap
 from .heap import release_memory, set_malloc
 from .objectives import Objective
 from .optim import build
@@ -30,10 +30,13 @@ from .sharded import ShardedPolicyModule
 
 def callbacks(t: TrainerConfig) -> List[pl.Callback]:
     """The configured callbacks, and those the run needs: fresh autocast casts after every
-    fit, fp32 master weights for bf16-true (ours: Lightning runs it as 32-true), compiled
-    layers for trainer.compile."""
+    fit, a trimmed heap unless its thresholds are set (trainer=fast keeps it, for speed),
+    fp32 master weights for bf16-true (ours: Lightning runs it as 32-true), compiled layers
+    for trainer.compile."""
     built = [instantiate(c) for c in t.callbacks.values() if c is not None]
     built.append(FreshCasts())
+    if t.malloc_trim_threshold_kb is None and t.malloc_mmap_threshold_kb is None:
+        built.append(TrimmedHeap())
     if t.precision == "bf16-true":
         built.append(MasterWeights())
     if t.compile:

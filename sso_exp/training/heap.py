@@ -32,16 +32,21 @@ def _libc():
         return None
 
 
-def release_memory() -> bool:
-    """Collect unreachable cycles and give glibc's free heap back to the system; False
-    where there is no glibc to trim."""
-    with deferred_stop_signals():
-        gc.collect()
+def trim_heap() -> bool:
+    """Give glibc's free heap pages back to the system (no collection); False without glibc."""
     libc = _libc()
     if libc is None:
         return False
     libc.malloc_trim(0)
     return True
+
+
+def release_memory() -> bool:
+    """Collect unreachable cycles and give glibc's free heap back to the system; False
+    where there is no glibc to trim."""
+    with deferred_stop_signals():
+        gc.collect()
+    return trim_heap()
 
 
 @contextmanager

@@ -132,6 +132,7 @@ def test_unknown_option_fails(tmp_path):
         ("generation.backend=tgi", "generation.backend"),
         ("model.lora.r=0", "model.lora.r"),
         ("trainer.logps_chunk=-1", "trainer.logps_chunk"),
+        ("trainer.onednn_primitive_cache=-1", "trainer.onednn_primitive_cache"),
         ("trainer.malloc_trim_threshold_kb=4194304", "trainer.malloc_trim_threshold_kb"),
         ("eval.mt_bench.temperatures.writing=-0.1", "eval.mt_bench.temperatures.writing"),
         ("eval.mt_bench.judge_max_new_tokens=0", "eval.mt_bench.judge_max_new_tokens"),
