@@ -1,6 +1,7 @@
-"""One online iteration on 1 and on 2 CPU ranks (trainer=ddp) on the same queries: the wall
-time of each stage (features, sampling, scoring, training) and the sequences each rank
-sampled. Two ranks must each sample half of the sequences, never all of them.
+"""One online iteration on 1 and on 2 CPU ranks (trainer=ddp, and trainer=fsdp) on the same
+queries: the wall time of each stage (features, sampling, scoring, training) and the
+sequences each rank sampled. Two ranks must each sample half of the sequences, never all of
+them, and write the one-rank pairs.
 
     .venv/bin/python scripts/bench_scaling.py [hydra overrides ...]
 
@@ -29,6 +30,7 @@ DEFAULTS = (
 RUNS = {
     "1 rank": ("schedule.batch_size=4",),
     "2 ranks": ("trainer=ddp", "trainer.devices=2", "schedule.batch_size=2"),
+    "2 ranks, FSDP": ("trainer=fsdp", "trainer.devices=2", "schedule.batch_size=2"),
 }
 STAGES = {
     "whole job, start-up included": "wall",
@@ -74,9 +76,10 @@ def main() -> None:
     for name, r in results.items():
         counts = {k.split("/")[1]: int(v) for k, v in r.items() if k.startswith("sampled/")}
         print(f"{name}: sequences sampled per rank {counts}")
-    same = results["1 rank"]["pairs"] == results["2 ranks"]["pairs"]
-    print(f"pairs files equal byte for byte: {same}")
-    one, two = (results[n]["time/sampling_s"] for n in RUNS)
+    for name in list(RUNS)[1:]:
+        same = results["1 rank"]["pairs"] == results[name]["pairs"]
+        print(f"{name}: pairs file equals the 1-rank one byte for byte: {same}")
+    one, two = (results[n]["time/sampling_s"] for n in list(RUNS)[:2])
     print(f"sampling_speedup={one / two:.2f}")
 
 

@@ -67,7 +67,7 @@ def resolve(t: TrainerConfig, micro_batches: int = COMPILE_PAYS_FROM) -> Trainer
         return t
     fast, why = fast_bf16(t)
     compiler = has_compiler(t)
-    one = t.devices == 1 and t.num_nodes == 1
+    one = t.one_process
     if os.environ.get("SSO_EXP_AUTO") == "off":
         fast, why = False, "SSO_EXP_AUTO=off"
     precision = t.precision

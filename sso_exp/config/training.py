@@ -145,6 +145,23 @@ class TrainerConfig:
     # ever new lengths fill with ~0.15 GiB over a job); None: leave oneDNN's setting
     onednn_primitive_cache: Optional[int] = 128
 
+    @property
+    def strategy_name(self) -> str:
+        """'ddp', 'fsdp', 'ddp_spawn', ... or the class named by a `_target_`, lower case."""
+        if isinstance(self.strategy, dict):
+            return str(self.strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
+        return str(self.strategy).lower()
+
+    @property
+    def one_process(self) -> bool:
+        """Training runs in this process alone, on whole weights (what bf16-true needs)."""
+        return self.devices == 1 and self.num_nodes == 1 and not self.sharded
+
+    @property
+    def sharded(self) -> bool:
+        """trainer=fsdp: FSDP2 through Lightning's ModelParallelStrategy (training/sharded.py)."""
+        return self.strategy_name == "modelparallelstrategy"
+
     def __post_init__(self) -> None:
         require(
             self.precision in PRECISIONS,
@@ -165,10 +182,10 @@ class TrainerConfig:
                 f"must be between 0 and {MALLOPT_MAX_KB} (glibc's mallopt takes a C int)",
             )
         require(
-            self.precision != "bf16-true" or (self.devices == 1 and self.num_nodes == 1),
+            self.precision != "bf16-true" or self.one_process,
             "trainer.precision",
-            "bf16-true (fp32 master weights) runs in one process; "
-            "use bf16-mixed with several devices",
+            "bf16-true (fp32 master weights) runs in one process, unsharded; "
+            "use bf16-mixed with several devices or FSDP",
         )
         require(self.num_nodes >= 1, "trainer.num_nodes", "must be >= 1")
         require(

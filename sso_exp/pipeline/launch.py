@@ -15,7 +15,7 @@ import time
 from ..config import SSOConfig, TrainerConfig
 from ..distributed import broadcast, world
 from ..errors import ConfigError
-from ..training.fit import check_trainer, strategy_name
+from ..training.fit import check_trainer
 
 log = logging.getLogger(__name__)
 SPAWNING = ("ddp_spawn", "ddp_notebook", "ddp_fork")  # ranks live inside `fit` only
@@ -64,7 +64,7 @@ def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
     strategies, whose ranks exist only while a Trainer fits."""
     t = cfg.trainer
     check_trainer(t)
-    if strategy_name(t.strategy) in SPAWNING:
+    if t.strategy_name in SPAWNING:
         return cfg
     launcher = fabric(t)
     if launcher.world_size == 1:

@@ -24,7 +24,6 @@ from .heap import release_memory, set_malloc
 from .objectives import Objective
 from .optim import build
 from .policy_module import SSOPolicyModule, mean_metrics, optimizer_steps
-from .sharded import STRATEGY as SHARDED
 from .sharded import ShardedPolicyModule
 
 
@@ -42,13 +41,6 @@ def callbacks(t: TrainerConfig) -> List[pl.Callback]:
     if t.compile:
         built.append(CompiledLayers())
     return built
-
-
-def strategy_name(strategy: Any) -> str:
-    """'ddp', 'fsdp', 'ddp_spawn', ... or the class named by a `_target_`."""
-    if isinstance(strategy, dict):
-        return str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
-    return str(strategy).lower()
 
 
 def hardware(t: TrainerConfig) -> Dict[str, Any]:
@@ -72,9 +64,9 @@ def check_trainer(t: TrainerConfig) -> None:
             f"config key 'trainer.accelerator': '{t.accelerator}', but this machine has no "
             "GPU that torch can use; on a CPU use trainer=default, or trainer=ddp for ranks"
         )
-    if "fsdp" in strategy_name(t.strategy):
+    if "fsdp" in t.strategy_name:
         raise ConfigError(
-            f"config key 'trainer.strategy': '{strategy_name(t.strategy)}' is Lightning's "
+            f"config key 'trainer.strategy': '{t.strategy_name}' is Lightning's "
             "FSDP1, which needs GPUs and keeps the model wrapped; use trainer=fsdp (FSDP2, "
             "whole weights gathered for sampling after every training)"
         )
@@ -134,7 +126,7 @@ def fit(
     trained = add_lora(model, lora) if lora.enabled else model
     release_memory()  # the scoring's heap, before the optimizer state is allocated
     pl_trainer = make_trainer(trainer, s, logger, run_dir, s.epochs)
-    kind = ShardedPolicyModule if strategy_name(trainer.strategy) == SHARDED else SSOPolicyModule
+    kind = ShardedPolicyModule if trainer.sharded else SSOPolicyModule
     module = kind(trained, objective, build(s.optimizer), build(s.lr_scheduler), trainer)
     try:
         pl_trainer.fit(module, data)

@@ -24,8 +24,6 @@ from ..models.logprobs import causal_lm, sequence_logps
 from .callbacks import decoder_layers
 from .policy_module import SSOPolicyModule
 
-STRATEGY = "modelparallelstrategy"  # trainer=fsdp's strategy, as strategy_name spells it
-
 
 class LogpsOf(torch.nn.Module):
     """The root unit around the model: FSDP gathers a unit's parameters in its forward, and

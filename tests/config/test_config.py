@@ -146,6 +146,8 @@ def test_bad_values_name_their_key(tmp_path, override, key):
 def test_bf16_true_is_one_process(tmp_path):
     with pytest.raises(ConfigError, match="trainer.precision.*one process"):
         compose_cfg(tmp_path, "trainer=ddp", "trainer.precision=bf16-true")
+    with pytest.raises(ConfigError, match="trainer.precision.*unsharded"):
+        compose_cfg(tmp_path, "trainer=fsdp", "trainer.devices=1", "trainer.precision=bf16-true")
     cfg = compose_cfg(tmp_path, "trainer=fast")
     kinds = {type(c) for c in callbacks(cfg.trainer)}  # fast: fp32 masters, compiled layers
     assert {MasterWeights, CompiledLayers} <= kinds

@@ -44,6 +44,14 @@ def test_auto_compiles_only_a_run_long_enough_to_win_the_compile_time_back(cpu):
     assert (long.precision, long.compile) == ("bf16-true", True)
 
 
+def test_auto_gives_fsdp_bf16_mixed_even_on_one_device(cpu):
+    """bf16-true's float32 masters are kept for whole weights, not for an FSDP copy's shards."""
+    cpu(True, True)
+    fsdp = {"_target_": "pytorch_lightning.strategies.ModelParallelStrategy"}
+    t = machine.resolve(TrainerConfig(strategy=fsdp))
+    assert (t.precision, t.compile) == ("bf16-mixed", False)
+
+
 def test_explicit_choices_are_kept_and_the_switch_pins_float32(cpu, monkeypatch):
     cpu(True, True)
     t = machine.resolve(TrainerConfig(precision="bf16-mixed", compile=False))
