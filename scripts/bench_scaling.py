@@ -5,9 +5,11 @@ them, and write the one-rank pairs.
 
     .venv/bin/python scripts/bench_scaling.py [hydra overrides ...]
 
-The overrides apply to both runs (default: the embedded SmolLM2-135M, one iteration of 8
-queries, 64 new tokens). schedule.batch_size is per rank, so the 2-rank run is given half
-of the 1-rank run's batch: both train on the same global batches."""
+The overrides apply to all runs (default: the embedded SmolLM2-135M, one iteration of 8
+queries, 64 new tokens, float32: one rank would otherwise train bf16-true and two
+bf16-mixed, and bf16 samples differ with the batch a sequence lands in). schedule.batch_size
+is per rank, so the 2-rank runs are given half of the 1-rank run's batch: all train on the
+same global batches."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ DEFAULTS = (
     "schedule.queries_per_iteration=8",
     "generation.max_new_tokens=64",
     "schedule.grad_accum=1",
+    "trainer.precision=32-true",
 )
 RUNS = {
     "1 rank": ("schedule.batch_size=4",),

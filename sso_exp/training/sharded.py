@@ -6,8 +6,9 @@ SSO samples between trainings, each rank its own queries for as many decode step
 take: a sharded model would gather every layer at every step, in lockstep across ranks. So
 the model the pipeline samples with stays whole, training runs on a sharded copy made at the
 start of each `fit` (each rank keeps 1/N of it), and after `fit` the trained shards are
-gathered back into the whole model one parameter at a time. Making the copy holds a second
-full copy for a moment, before it is sharded (whole models are what sampling needs anyway)."""
+gathered back into the whole model one parameter at a time. The copy is built empty (on
+the meta device), sharded, and only then filled, each rank its own shards from its whole
+model: no second whole copy is ever made."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any, Dict
 import torch
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import distribute_tensor
 
 from ..data.pairs import SeqLogps
 from ..distributed import world
@@ -46,10 +48,35 @@ def sharded_copy(model: torch.nn.Module, logps: Dict[str, Any], device: torch.de
     """A copy of `model` on `device` sharded across all ranks: each decoder layer a unit
     (its parameters gathered for its forward and backward only), the rest the root unit."""
     mesh = init_device_mesh(device.type, (world(),))
-    root = LogpsOf(copy.deepcopy(model), logps).to(device)
+    root = LogpsOf(skeleton(model), logps)
     for layer in decoder_layers(root):
         fully_shard(layer, mesh=mesh)
-    return fully_shard(root, mesh=mesh)
+    fully_shard(root, mesh=mesh)
+    root.to_empty(device=device)
+    fill_shards(root.lm, model)
+    return root
+
+
+def skeleton(model: torch.nn.Module) -> torch.nn.Module:
+    """`model`'s modules with meta tensors for its parameters and buffers (ties kept)."""
+    memo: Dict[int, Any] = {id(b): b.to("meta") for b in model.buffers()}
+    for p in model.parameters():
+        memo[id(p)] = torch.nn.Parameter(p.to("meta"), requires_grad=p.requires_grad)
+    return copy.deepcopy(model, memo)
+
+
+@torch.no_grad()
+def fill_shards(shards: torch.nn.Module, whole: torch.nn.Module) -> None:
+    """Each rank's shards cut from its own whole model (every rank holds the same weights,
+    so nothing is sent), and the buffers, which FSDP does not shard, copied whole."""
+    params, buffers = dict(whole.named_parameters()), dict(whole.named_buffers())
+    for name, param in shards.named_parameters():
+        mine = distribute_tensor(
+            params[name], param.device_mesh, param.placements, src_data_rank=None
+        )
+        param.to_local().copy_(mine.to_local())
+    for name, buffer in shards.named_buffers():
+        buffer.copy_(buffers[name])
 
 
 @torch.no_grad()
