@@ -5,7 +5,8 @@ is emulated (an AVX2-only CPU runs bf16 matmuls below its float32 speed). Compil
 its time once per process, so auto compiles only a run that plans enough training
 micro-batches to win it back.
 `SSO_EXP_AUTO=off` makes auto mean 32-true uncompiled on any machine (the test suite sets it,
-so its numbers and times do not depend on the machine it lands on)."""
+so its numbers and times do not depend on the machine it lands on). Also the one process
+setting the machine's matmul library needs before any work: oneDNN's kernel cache size."""
 
 from __future__ import annotations
 
