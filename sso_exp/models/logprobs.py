@@ -61,24 +61,17 @@ class HeadLogps(torch.autograd.Function):
     def _grads(ctx, grad: Tensor):
         hidden, weight, bias, targets = ctx.saved_tensors
         g_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        chunks = _chunks(len(hidden), ctx.chunk)
-        # several chunks sum into float32, whatever the weights' dtype; one chunk's matmul
-        # is the gradient itself (a float32 sum of one term rounds back to the same value)
-        sums = len(chunks) > 1
-        g_weight = _accumulator(weight, ctx.needs_input_grad[1] and sums)
-        g_bias = _accumulator(bias, ctx.needs_input_grad[2] and sums)
+        g_weight = g_bias = None  # the chunks' sums (in float32 from the second chunk on)
         grad_logits = _kernels(ctx.compiled)[1]
-        for rows in chunks:
+        for rows in _chunks(len(hidden), ctx.chunk):
             logits = F.linear(hidden[rows], weight, bias)
             dlogits = grad_logits(logits, grad[rows].float(), targets[rows])
             if g_hidden is not None:
                 g_hidden[rows] = dlogits @ weight
             if ctx.needs_input_grad[1]:
-                part = dlogits.T @ hidden[rows]
-                g_weight = part if g_weight is None else g_weight.add_(part)
+                g_weight = _summed(g_weight, dlogits.T @ hidden[rows])
             if ctx.needs_input_grad[2]:
-                part = dlogits.sum(0)
-                g_bias = part if g_bias is None else g_bias.add_(part)
+                g_bias = _summed(g_bias, dlogits.sum(0))
         return (
             g_hidden,
             None if g_weight is None else g_weight.to(weight.dtype),
@@ -89,8 +82,11 @@ class HeadLogps(torch.autograd.Function):
         )
 
 
-def _accumulator(param: Optional[Tensor], needed: bool) -> Optional[Tensor]:
-    return torch.zeros_like(param, dtype=torch.float32) if needed else None
+def _summed(total: Optional[Tensor], part: Tensor) -> Tensor:
+    """A running sum of chunks, float32 whatever the weights' dtype; one chunk is its own
+    sum, so no float32 accumulator exists for it (the values are the same: the first term
+    is exact in float32)."""
+    return part if total is None else total.float().add_(part)
 
 
 def _logp_rows(logits: Tensor, targets: Tensor) -> Tensor:
