@@ -74,7 +74,7 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
     from sso_exp.data.pairs import PairDataset, loader
     from sso_exp.models.device import autocast
     from sso_exp.models.loading import load_policy
-    from sso_exp.models.logprobs import score_named
+    from sso_exp.models.logprobs import score_named, shares_prefixes
     from sso_exp.training.fit import make_trainer
     from sso_exp.training.objectives import policy_objective
     from sso_exp.training.optim import build
@@ -120,6 +120,7 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
         tok.pad_token_id,
         shuffle=False,
         seed=0,
+        share=shares_prefixes(model),
     )
     trainer = make_trainer(cfg.trainer, cfg.schedule, False, tmp, epochs=1)
     trainer.callbacks.append(Timer())

@@ -171,14 +171,16 @@ def mlflow_server(tmp_path: Path, port: int = 0):
 def _tiny_once(tmp_path_factory):
     cfg = compose_cfg(tmp_path_factory.mktemp("tiny"), "model=tiny")
     model, tok = load_policy(cfg.model, seed=0)
-    return model, tok, {k: v.clone() for k, v in model.state_dict().items()}, tok.padding_side
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    return model, tok, weights, tok.padding_side, model.config._attn_implementation
 
 
 @pytest.fixture
 def tiny(_tiny_once):
     """(model, tokenizer) of model=tiny, loaded once; each test gets it as loaded (weights,
-    mode, name) whatever the test before did to it."""
-    model, tok, weights, padding_side = _tiny_once
+    mode, name, attention kernel) whatever the test before did to it."""
+    model, tok, weights, padding_side, kernel = _tiny_once
+    model.set_attn_implementation(kernel)
     model.load_state_dict(weights)
     model.eval()
     model.name_or_path = ""

@@ -14,17 +14,22 @@ from ..distributed import is_main, rank, world
 
 
 def length_batches(
-    lengths: Sequence[int], batch_size: int, desc: Optional[str] = None
+    lengths: Sequence[int],
+    batch_size: int,
+    desc: Optional[str] = None,
+    sizes: Optional[Sequence[int]] = None,
 ) -> Iterator[List[int]]:
     """Input indices, shortest first, `batch_size` at a time; a progress bar when `desc`
-    (rank 0's only: the ranks' shares are about equal)."""
+    (rank 0's only: the ranks' shares are about equal) counting the inputs' `sizes`
+    (sequences per input; 1 each when None)."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    sizes = sizes or [1] * len(order)
     quiet = desc is None or not is_main()
-    with tqdm(total=len(order), desc=desc, unit="seq", disable=quiet) as bar:
+    with tqdm(total=sum(sizes), desc=desc, unit="seq", disable=quiet) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             yield idx
-            bar.update(len(idx))
+            bar.update(sum(sizes[i] for i in idx))
 
 
 class RankShards(Sampler):

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .batching import RankShards
 from .encoding import Encoded, pad, sequence_names
+from .packing import pack
 
 
 class SeqLogps(NamedTuple):
@@ -55,10 +56,17 @@ class PairDataset(Dataset):
         return item
 
 
-def collate(items: List[Dict], pairs: Sequence[str], pad_id: int) -> Dict:
-    """Per pair, one right-padded batch of the B chosen then the B rejected sequences."""
+def collate(items: List[Dict], pairs: Sequence[str], pad_id: int, share: bool) -> Dict:
+    """Per pair, one packed batch (data/packing.py) of the B chosen then the B rejected
+    sequences; with `share`, a record's chosen and rejected in one row, their prompt once."""
+    b = len(items)
+    groups = [[i, b + i] for i in range(b)] if share else [[i] for i in range(2 * b)]
     batch: Dict = {
-        p: pad([it[f"{p}_chosen"] for it in items] + [it[f"{p}_rejected"] for it in items], pad_id)
+        p: pack(
+            [it[f"{p}_chosen"] for it in items] + [it[f"{p}_rejected"] for it in items],
+            groups,
+            pad_id,
+        )
         for p in pairs
     }
     if "ref" in items[0]:
@@ -74,13 +82,13 @@ def collate(items: List[Dict], pairs: Sequence[str], pad_id: int) -> Dict:
 
 
 def loader(
-    dataset: PairDataset, batch_size: int, pad_id: int, shuffle: bool, seed: int
+    dataset: PairDataset, batch_size: int, pad_id: int, shuffle: bool, seed: int, share: bool
 ) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=RankShards(len(dataset), shuffle, seed),
-        collate_fn=partial(collate, pairs=dataset.pairs, pad_id=pad_id),
+        collate_fn=partial(collate, pairs=dataset.pairs, pad_id=pad_id, share=share),
     )
 
 

@@ -6,6 +6,7 @@ attention mask, so left- and right-padded batches give the same values."""
 from __future__ import annotations
 
 from functools import cache, partial
+from itertools import accumulate, pairwise
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -15,7 +16,8 @@ from transformers import PreTrainedModel
 
 from ..config import TrainerConfig
 from ..data.batching import length_batches
-from ..data.encoding import Encoded, pad
+from ..data.encoding import Encoded
+from ..data.packing import pack, prompt_groups
 from ..data.pairs import SeqLogps
 from ..distributed import shard_map
 
@@ -128,35 +130,51 @@ def causal_lm(model: torch.nn.Module) -> PreTrainedModel:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+TREE_MASK_KERNELS = ("sdpa", "eager")  # HF attention kernels that take a 4D mask
+
+
+def shares_prefixes(model: torch.nn.Module) -> bool:
+    """Whether a group of sequences can share one row (data/packing.py): the attention
+    kernel must take a tree mask (flash-attention's takes padding only)."""
+    return causal_lm(model).config._attn_implementation in TREE_MASK_KERNELS
+
+
 def sequence_logps(
     model: torch.nn.Module,
     batch: Dict[str, Tensor],
     chunk: int = TrainerConfig.logps_chunk,
     compiled: bool = False,
 ) -> SeqLogps:
-    """Summed log-probs of the masked tokens per row. The decoder runs once; only response
-    positions go through the vocabulary projection, in chunks of `chunk` positions."""
+    """Summed log-probs of each sequence's counted tokens in a packed batch (data/packing.py).
+    The decoder runs once; only the hidden states that predict counted tokens go through the
+    vocabulary projection, in chunks of `chunk` positions."""
     lm = causal_lm(model)
     if getattr(lm.config, "final_logit_softcapping", None) or getattr(
         lm.config, "logit_scale", None
     ):
         raise NotImplementedError(f"{type(lm).__name__}: scaled/capped logits are not supported")
-    attn = batch["attention_mask"]
-    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    mask = batch["attention_mask"]
+    if mask.ndim == 4 and lm.config._attn_implementation == "eager":  # eager adds its mask
+        blocked = torch.finfo(lm.dtype).min
+        mask = torch.zeros(mask.shape, dtype=lm.dtype, device=mask.device).masked_fill_(
+            ~mask, blocked
+        )
     hidden = lm.base_model(
-        input_ids=batch["input_ids"], attention_mask=attn, position_ids=positions, use_cache=False
+        input_ids=batch["input_ids"],
+        attention_mask=mask,
+        position_ids=batch["position_ids"],
+        use_cache=False,
     ).last_hidden_state
-    mask = batch["loss_mask"][:, 1:].bool()
     token_logps = response_logps(
         lm.get_output_embeddings(),
-        hidden[:, :-1][mask],
-        batch["input_ids"][:, 1:][mask],
+        hidden.reshape(-1, hidden.shape[-1])[batch["predictors"]],
+        batch["targets"],
         chunk,
         compiled,
     )
-    rows = mask.nonzero()[:, 0]
-    sums = torch.zeros(len(mask), dtype=torch.float32, device=hidden.device)
-    return SeqLogps(sums.index_add(0, rows, token_logps), mask.sum(-1).float())
+    counts = batch["counts"]
+    sums = torch.zeros(len(counts), dtype=torch.float32, device=hidden.device)
+    return SeqLogps(sums.index_add(0, batch["owners"], token_logps), counts)
 
 
 def score(
@@ -166,10 +184,20 @@ def score(
     batch_size: int,
     desc: Optional[str] = None,
     chunk: int = TrainerConfig.logps_chunk,
+    groups: Optional[Sequence[Sequence[int]]] = None,
 ) -> SeqLogps:
-    """Log-probs of many sequences without gradient, batched by length to cut padding; with
-    several ranks each scores its share."""
-    return shard_map(partial(_score, model, pad_id, batch_size, desc, chunk), seqs)
+    """Log-probs of many sequences without gradient, `groups` of them sharing a row (each
+    on its own when None or the kernel takes no tree mask); rows batched by length to cut
+    padding, `batch_size` sequences at most to a batch; with several ranks each scores its
+    share of the rows."""
+    if groups is None or not shares_prefixes(model):
+        groups = [[i] for i in range(len(seqs))]
+    rows = [[seqs[i] for i in g] for g in groups]
+    out = shard_map(partial(_score, model, pad_id, batch_size, desc, chunk), rows)
+    order = torch.tensor([i for g in groups for i in g], dtype=torch.long)
+    sums, counts = torch.zeros(len(seqs)), torch.zeros(len(seqs))
+    sums[order], counts[order] = out.sum, out.count
+    return SeqLogps(sums, counts)
 
 
 @torch.no_grad()
@@ -179,15 +207,22 @@ def _score(
     batch_size: int,
     desc: Optional[str],
     chunk: int,
-    seqs: List[Encoded],
+    rows: List[List[Encoded]],
 ) -> SeqLogps:
-    sums, counts = torch.zeros(len(seqs)), torch.zeros(len(seqs))
+    """The rows' sequences' log-probs, in the rows' order."""
+    sizes = [len(r) for r in rows]
+    first = list(accumulate([0, *sizes]))  # each row's first sequence in the flat order
+    sums, counts = torch.zeros(first[-1]), torch.zeros(first[-1])
+    widths = [sum(len(s.ids) for s in r) for r in rows]
+    per_batch = max(1, batch_size // max(sizes, default=1))
     was_training = model.training
     model.eval()
-    for idx in length_batches([len(s.ids) for s in seqs], batch_size, desc):
-        batch = {k: v.to(model.device) for k, v in pad([seqs[i] for i in idx], pad_id).items()}
-        out = sequence_logps(model, batch, chunk)
-        sums[idx], counts[idx] = out.sum.float().cpu(), out.count.float().cpu()
+    for idx in length_batches(widths, per_batch, desc, sizes):
+        where = [first[i] + j for i in idx for j in range(sizes[i])]
+        groups = [list(range(a, b)) for a, b in pairwise(accumulate([0, *(sizes[i] for i in idx)]))]
+        batch = pack([s for i in idx for s in rows[i]], groups, pad_id)
+        out = sequence_logps(model, {k: v.to(model.device) for k, v in batch.items()}, chunk)
+        sums[where], counts[where] = out.sum.float().cpu(), out.count.float().cpu()
     model.train(was_training)
     return SeqLogps(sums, counts)
 
@@ -199,8 +234,10 @@ def score_named(
     batch_size: int,
     chunk: int = TrainerConfig.logps_chunk,
 ) -> Dict[str, SeqLogps]:
-    """`score` for each named list of sequences (a record set's chosen, rejected, ...)."""
-    return {
-        name: score(model, seqs, pad_id, batch_size, f"scoring {name}", chunk)
-        for name, seqs in encoded.items()
-    }
+    """`score` for named lists of sequences (a record set's chosen, rejected, ...), a
+    record's sequences under one prompt sharing a row."""
+    lists = list(encoded.values())
+    seqs = [s for seqs in lists for s in seqs]
+    out = score(model, seqs, pad_id, batch_size, "scoring", chunk, prompt_groups(lists))
+    bounds = pairwise(accumulate([0, *map(len, lists)]))
+    return {name: SeqLogps(out.sum[a:b], out.count[a:b]) for name, (a, b) in zip(encoded, bounds)}

@@ -18,6 +18,7 @@ from ..config import LoraSettings, ScheduleConfig, TrainerConfig
 from ..data.encoding import Encoded
 from ..data.pairs import PairDataset, SeqLogps, loader
 from ..errors import ConfigError
+from ..models.logprobs import shares_prefixes
 from ..models.lora import add_lora, merge_lora
 from .callbacks import CompiledLayers, FreshCasts, MasterWeights, TrimmedHeap
 from .heap import release_memory, set_malloc
@@ -122,6 +123,7 @@ def fit(
         pad_id,
         shuffle=True,
         seed=s.seed + iteration,
+        share=shares_prefixes(model),
     )
     trained = add_lora(model, lora) if lora.enabled else model
     release_memory()  # the scoring's heap, before the optimizer state is allocated

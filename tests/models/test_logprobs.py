@@ -1,12 +1,14 @@
-"""Log-probs count response tokens only, and padding side does not change them."""
+"""Log-probs count response tokens only, and neither padding nor sharing a row with
+sequences of the same prompt changes them or their gradients."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from conftest import close
-from sso_exp.data.encoding import chat_prompt, encode, pad
-from sso_exp.models.logprobs import HeadLogps, score, sequence_logps
+from sso_exp.data.encoding import chat_prompt, encode
+from sso_exp.data.packing import pack
+from sso_exp.models.logprobs import HeadLogps, score, score_named, sequence_logps
 
 
 def _seqs(tok):
@@ -17,6 +19,19 @@ def _seqs(tok):
     ]
 
 
+def _alone(seqs, pad_id):
+    return pack(seqs, [[i] for i in range(len(seqs))], pad_id)
+
+
+def _pairs(tok):
+    """Two records' chosen then rejected: each pair shares its prompt (and, in the first,
+    the response's first word), the pairs' lengths differ."""
+    prompts = [chat_prompt(tok, "Be kind.", "Hi"), chat_prompt(tok, None, "Name a colour.")]
+    chosen = ["Hello there, how can I help?", "Blue."]
+    rejected = ["Hello. Go away.", "I will not name one, as colours are a matter of taste."]
+    return [encode(tok, p, r, 512) for p, r in zip(prompts * 2, chosen + rejected)]
+
+
 def test_logps_equal_manual_sum_over_response_tokens(tiny):
     model, tok = tiny
     s = _seqs(tok)[0]
@@ -24,21 +39,45 @@ def test_logps_equal_manual_sum_over_response_tokens(tiny):
     with torch.no_grad():
         logp = model(ids).logits.float().log_softmax(-1)[0]
         want = sum(logp[t - 1, ids[0, t]].item() for t in range(s.n_prompt, len(s.ids)))
-        got = sequence_logps(model, pad([s], tok.pad_token_id))
+        got = sequence_logps(model, _alone([s], tok.pad_token_id))
     assert got.count.item() == len(s.ids) - s.n_prompt
     assert close(got.sum, torch.tensor([want]))
 
 
-def test_left_and_right_padding_agree(tiny):
+def test_padding_changes_no_sequence(tiny):
     model, tok = tiny
     seqs = _seqs(tok)
     with torch.no_grad():
-        right = sequence_logps(model, pad(seqs, tok.pad_token_id, left=False))
-        left = sequence_logps(model, pad(seqs, tok.pad_token_id, left=True))
-        alone = [sequence_logps(model, pad([s], tok.pad_token_id)).sum.item() for s in seqs]
-    assert close(right.sum, left.sum)
-    assert torch.equal(right.count, left.count)
-    assert close(right.sum, torch.tensor(alone))
+        batch = sequence_logps(model, _alone(seqs, tok.pad_token_id))
+        alone = [sequence_logps(model, _alone([s], tok.pad_token_id)).sum.item() for s in seqs]
+    assert close(batch.sum, torch.tensor(alone))
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "eager"])
+def test_a_shared_row_gives_each_sequence_its_own_values_and_gradients(tiny, kernel):
+    """A pair's prompt computed once under a tree mask: the log-probs, counts and weight
+    gradients of one row per sequence, for both attention kernels that take the mask."""
+    model, tok = tiny
+    model.set_attn_implementation(kernel)
+    seqs = _pairs(tok)
+    shared = pack(seqs, [[0, 2], [1, 3]], tok.pad_token_id)
+    assert shared["input_ids"].shape[1] < max(len(s.ids) for s in seqs) * 2  # prompt once
+    want, g_want = _grads(model, _alone(seqs, tok.pad_token_id), chunk=0)
+    got, g_got = _grads(model, shared, chunk=0)
+    model.zero_grad()
+    assert close(got, want)
+    assert shared["counts"].tolist() == [len(s.ids) - s.n_prompt for s in seqs]
+    assert all(close(b, a) for a, b in zip(g_want, g_got))
+
+
+def test_score_named_shares_a_records_prompt_and_keeps_each_names_order(tiny):
+    model, tok = tiny
+    seqs = _pairs(tok)
+    named = {"chosen": seqs[:2], "rejected": seqs[2:], "other": _seqs(tok)}
+    out = score_named(model, named, tok.pad_token_id, batch_size=3)
+    for name, listed in named.items():
+        single = [score(model, [s], tok.pad_token_id, 1).sum.item() for s in listed]
+        assert close(out[name].sum, torch.tensor(single))
 
 
 def test_score_keeps_input_order(tiny):
@@ -58,7 +97,7 @@ def _grads(model, batch, chunk):
 
 def test_chunked_projection_gives_the_same_values_and_gradients(tiny):
     model, tok = tiny
-    batch = pad(_seqs(tok) * 3, tok.pad_token_id)
+    batch = pack(_pairs(tok) * 2, [[0, 2, 4], [1, 3], [5], [6, 7]], tok.pad_token_id)
     whole, g_whole = _grads(model, batch, chunk=0)
     chunked, g_chunked = _grads(model, batch, chunk=5)  # many chunks, one ragged
     model.zero_grad()
@@ -115,7 +154,7 @@ def test_head_logps_under_bf16_autocast_match_autograd():
 
 def test_logps_stay_float32_under_bf16_autocast(tiny):
     model, tok = tiny
-    batch = pad(_seqs(tok), tok.pad_token_id)
+    batch = pack(_pairs(tok), [[0, 2], [1, 3]], tok.pad_token_id)
     with torch.no_grad():
         fp32 = sequence_logps(model, batch)
         with torch.autocast("cpu", dtype=torch.bfloat16):

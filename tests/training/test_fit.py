@@ -279,8 +279,9 @@ def test_ddp_spawn_on_two_cpu_processes_matches_one_process(tmp_path):
     for key in runs["single"]:
         assert runs["ddp"][key] == pytest.approx(runs["single"][key], abs=1e-4), key
     start, _ = load_policy(compose_cfg(tmp_path, "model=tiny").model, seed=0)
-    for key in start.state_dict():
-        assert torch.allclose(weights["ddp"][key], weights["single"][key], atol=1e-5), key
+    for key, value in start.state_dict().items():  # Adam's update, up to float rounding
+        moved = (weights["single"][key] - value).norm()
+        assert (weights["ddp"][key] - weights["single"][key]).norm() <= 1e-3 * moved, key
     assert any(
         not torch.equal(value, weights["ddp"][key]) for key, value in start.state_dict().items()
     )
