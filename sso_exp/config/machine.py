@@ -61,10 +61,10 @@ def has_compiler(t: TrainerConfig) -> bool:
 
 
 def resolve(t: TrainerConfig, micro_batches: int = COMPILE_PAYS_FROM) -> TrainerConfig:
-    """The trainer config with `auto` precision and compile decided, the choice logged.
+    """The trainer config with `auto` precision, compile and attention decided, logged.
     Several processes get bf16-mixed (bf16-true keeps fp32 master copies in one process);
     `micro_batches` is what the run plans to train in this process."""
-    if "auto" not in (t.precision, t.compile):
+    if "auto" not in (t.precision, t.compile, t.attention):
         return t
     fast, why = fast_bf16(t)
     compiler = has_compiler(t)
@@ -77,15 +77,20 @@ def resolve(t: TrainerConfig, micro_batches: int = COMPILE_PAYS_FROM) -> Trainer
     compile_ = t.compile
     if compile_ == "auto":
         compile_ = fast and compiler and one and micro_batches >= COMPILE_PAYS_FROM
+    attention = t.attention
+    if attention == "auto":  # inductor's eager attention beats sdpa's masked CPU kernel
+        attention = "eager" if compile_ is True and not on_gpu(t) else "model"
     log.info(
-        "trainer.precision=%s, trainer.compile=%s (%s, %s, %d planned micro-batches)",
+        "trainer.precision=%s, trainer.compile=%s, trainer.attention=%s "
+        "(%s, %s, %d planned micro-batches)",
         precision,
         compile_,
+        attention,
         why,
         "compiler found" if compiler else "no compiler",
         micro_batches,
     )
-    return dataclasses.replace(t, precision=precision, compile=compile_)
+    return dataclasses.replace(t, precision=precision, compile=compile_, attention=attention)
 
 
 def limit_onednn_cache(t: TrainerConfig) -> None:

@@ -19,6 +19,7 @@ from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Set
 import torch
 from transformers import (
     BatchEncoding,
+    DynamicCache,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
@@ -26,6 +27,11 @@ from transformers import (
 )
 
 from ..data.batching import length_batches
+from ..data.packing import common_prefix
+
+# prompts of a batch sharing this many first tokens have them prefilled once (the features
+# prompt's few-shot menu: ~325 of its ~347 tokens)
+SHARED_START_MIN = 64
 
 
 class Answers(NamedTuple):
@@ -65,6 +71,25 @@ def prompt_batches(
             yield idx, enc.to(model.device)
     finally:
         model.train(was_training)
+
+
+def shared_start(enc: BatchEncoding, pad_id: int) -> Tuple[int, BatchEncoding]:
+    """The tokens every prompt of a left-padded batch begins with, and the batch laid out
+    as [that start | padding | each prompt's rest] (positions follow the mask, so each
+    token keeps its own). (0, the batch) when the start is under SHARED_START_MIN tokens."""
+    rows = [ids[m.bool()].tolist() for ids, m in zip(enc["input_ids"], enc["attention_mask"])]
+    start = min(common_prefix(rows), min(map(len, rows)) - 1)  # every row keeps a token
+    if len(rows) < 2 or start < SHARED_START_MIN:
+        return 0, enc
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, row in enumerate(rows):
+        gap = width - len(row)
+        ids[r, :start], ids[r, start + gap :] = torch.tensor(row[:start]), torch.tensor(row[start:])
+        mask[r, :start] = mask[r, start + gap :] = 1
+    device = enc["input_ids"].device
+    return start, BatchEncoding({"input_ids": ids.to(device), "attention_mask": mask.to(device)})
 
 
 @contextmanager
@@ -123,12 +148,21 @@ def _generate(
     processor: Optional[LogitsProcessor],
     max_new_tokens: int,
 ) -> torch.Tensor:
+    """`generate` over the batch; a start all its prompts share (a few-shot menu) is
+    prefilled once, in HF's dynamic cache repeated for every row, else the static cache."""
+    start, enc = shared_start(enc, tok.pad_token_id)
+    cache: dict = {"cache_implementation": "static"}
+    if start:
+        prefix = DynamicCache(config=model.config)
+        model(input_ids=enc["input_ids"][:1, :start], cache=prefix, logits_to_keep=1)
+        prefix.batch_repeat_interleave(len(enc["input_ids"]))
+        cache = {"cache": prefix}
     return model.generate(
         **enc,
         do_sample=False,
         logits_processor=LogitsProcessorList([processor] if processor else []),
         max_new_tokens=max_new_tokens,
         pad_token_id=tok.pad_token_id,
-        cache_implementation="static",
         disable_compile=True,
+        **cache,
     )

@@ -45,8 +45,8 @@ class HeadLogps(torch.autograd.Function):
         ctx.autocast = (kind, torch.get_autocast_dtype(kind), torch.is_autocast_enabled(kind))
         out = torch.empty(len(hidden), dtype=torch.float32, device=hidden.device)
         logp_rows = _kernels(compiled)[0]
-        for rows in _chunks(len(hidden), chunk):
-            out[rows] = logp_rows(F.linear(hidden[rows], weight, bias), targets[rows])
+        for rows in _chunks(len(hidden), chunk):  # clone: a view's base would be guarded on
+            out[rows] = logp_rows(F.linear(hidden[rows], weight, bias), targets[rows].clone())
         ctx.save_for_backward(hidden, weight, bias, targets)
         ctx.chunk, ctx.compiled = chunk, compiled
         return out
@@ -67,7 +67,7 @@ class HeadLogps(torch.autograd.Function):
         grad_logits = _kernels(ctx.compiled)[1]
         for rows in _chunks(len(hidden), ctx.chunk):
             logits = F.linear(hidden[rows], weight, bias)
-            dlogits = grad_logits(logits, grad[rows].float(), targets[rows])
+            dlogits = grad_logits(logits, grad[rows].float().clone(), targets[rows].clone())
             if g_hidden is not None:
                 g_hidden[rows] = dlogits @ weight
             if ctx.needs_input_grad[1]:

@@ -26,6 +26,7 @@ from typing import Dict, List
 import pytorch_lightning as pl
 import torch
 
+from ..models.logprobs import causal_lm
 from .heap import trim_heap
 
 
@@ -111,6 +112,28 @@ class CompiledLayers(pl.Callback):
         for layer in self.layers:
             layer._compiled_call_impl = None  # what Module.compile set; no public undo
         self.layers = []
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.on_fit_end(trainer, pl_module)
+
+
+class TrainingAttention(pl.Callback):
+    """Training with another of HF's attention kernels than sampling and scoring use (the
+    model's own, put back after the fit or a failure): compiled CPU training runs eager
+    attention faster, decoding runs sdpa faster (config/machine.py)."""
+
+    def __init__(self, kernel: str):
+        self.kernel, self.own = kernel, None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        lm = causal_lm(pl_module.model)
+        self.own = lm.config._attn_implementation
+        lm.set_attn_implementation(self.kernel)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.own is not None:
+            causal_lm(pl_module.model).set_attn_implementation(self.own)
+            self.own = None
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.on_fit_end(trainer, pl_module)

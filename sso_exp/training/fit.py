@@ -20,7 +20,7 @@ from ..data.pairs import PairDataset, SeqLogps, loader
 from ..errors import ConfigError
 from ..models.logprobs import shares_prefixes
 from ..models.lora import add_lora, merge_lora
-from .callbacks import CompiledLayers, FreshCasts, MasterWeights, TrimmedHeap
+from .callbacks import CompiledLayers, FreshCasts, MasterWeights, TrainingAttention, TrimmedHeap
 from .heap import release_memory, set_malloc
 from .objectives import Objective
 from .optim import build
@@ -32,7 +32,7 @@ def callbacks(t: TrainerConfig) -> List[pl.Callback]:
     """The configured callbacks, and those the run needs: fresh autocast casts after every
     fit, a trimmed heap unless its thresholds are set (trainer=fast keeps it, for speed),
     fp32 master weights for bf16-true (ours: Lightning runs it as 32-true), compiled layers
-    for trainer.compile."""
+    for trainer.compile, the training attention kernel for trainer.attention."""
     built = [instantiate(c) for c in t.callbacks.values() if c is not None]
     built.append(FreshCasts())
     if t.malloc_trim_threshold_kb is None and t.malloc_mmap_threshold_kb is None:
@@ -41,6 +41,8 @@ def callbacks(t: TrainerConfig) -> List[pl.Callback]:
         built.append(MasterWeights())
     if t.compile:
         built.append(CompiledLayers())
+    if t.attention not in ("model", "auto"):
+        built.append(TrainingAttention(t.attention))
     return built
 
 

@@ -52,6 +52,16 @@ def test_auto_gives_fsdp_bf16_mixed_even_on_one_device(cpu):
     assert (t.precision, t.compile) == ("bf16-mixed", False)
 
 
+def test_auto_attention_is_eager_only_for_layers_compiled_on_a_cpu(cpu):
+    """Inductor fuses eager attention's matmuls and softmax; uncompiled, and on GPUs, the
+    model's own kernel (sdpa) is the faster one."""
+    cpu(True, True)
+    assert machine.resolve(TrainerConfig(compile=True)).attention == "eager"
+    assert machine.resolve(TrainerConfig(compile=False)).attention == "model"
+    assert machine.resolve(TrainerConfig(devices=2)).attention == "model"  # not compiled
+    assert machine.resolve(TrainerConfig(compile=True, attention="sdpa")).attention == "sdpa"
+
+
 def test_explicit_choices_are_kept_and_the_switch_pins_float32(cpu, monkeypatch):
     cpu(True, True)
     t = machine.resolve(TrainerConfig(precision="bf16-mixed", compile=False))

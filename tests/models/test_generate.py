@@ -1,12 +1,14 @@
 """The one generate loop says which completions the token budget cut short: those that
 ended on an end-of-turn token are not cut, whatever the rows beside them did; under a bf16
-autocast it decodes with bf16 weights and gives the float32 ones back untouched."""
+autocast it decodes with bf16 weights and gives the float32 ones back untouched; a start
+that a batch's prompts share, prefilled once, changes no completion."""
 
 import torch
 from transformers import LogitsProcessor
 
 from sso_exp.data.encoding import chat_prompt
-from sso_exp.models.generate import generate_texts, stop_ids
+from sso_exp.models import generate
+from sso_exp.models.generate import generate_texts, shared_start, stop_ids
 
 
 class EndRow(LogitsProcessor):
@@ -68,3 +70,27 @@ def test_a_bf16_autocast_generates_with_bf16_weights_and_gives_the_float32_ones_
     for n, p in model.named_parameters():
         assert p.dtype == torch.float32 and p.data_ptr() == storage[n]
         assert torch.equal(p, before[n])
+
+
+def _menu_prompts(tok):
+    menu = "Here is a long menu of things a reply can do. " * 12
+    return [chat_prompt(tok, None, menu + q) for q in ("Hi", "Why is the sky blue?", "2+2")]
+
+
+def test_a_shared_start_is_prefilled_once_and_changes_no_completion(tiny, monkeypatch):
+    model, tok = tiny
+    prompts = _menu_prompts(tok)
+    enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left")
+    start, laid = shared_start(enc, tok.pad_token_id)
+    assert start >= generate.SHARED_START_MIN
+    assert torch.equal(laid["attention_mask"].sum(-1), enc["attention_mask"].sum(-1))
+    calls = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: calls.append(k) or forward(*a, **k))
+    run = lambda: generate_texts(model, tok, prompts, max_new_tokens=8, batch_size=3)  # noqa: E731
+    shared = run()
+    assert calls[0]["input_ids"].shape == (1, start)  # the start alone, once
+    monkeypatch.setattr(generate, "SHARED_START_MIN", 10**6)
+    calls.clear()
+    assert run() == shared
+    assert calls[0]["input_ids"].shape[0] == 3

@@ -2,9 +2,10 @@
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 
-from sso_exp.training.callbacks import MasterWeights
+from sso_exp.training.callbacks import MasterWeights, TrainingAttention
 
 
 def test_master_weights_step_in_float32_and_free_those_gradients_after_the_step():
@@ -28,3 +29,17 @@ def test_master_weights_step_in_float32_and_free_those_gradients_after_the_step(
     assert torch.allclose(moved[0], torch.full((2, 3), -0.5)) and torch.allclose(
         moved[1], -0.5 * torch.ones(2)
     )
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_training_attention_is_the_models_own_again_after_the_fit(tiny, fails):
+    model, _ = tiny
+    module = SimpleNamespace(model=model)
+    kernel = TrainingAttention("eager")
+    kernel.on_fit_start(None, module)
+    assert model.config._attn_implementation == "eager"
+    if fails:
+        kernel.on_exception(None, module, RuntimeError("a step failed"))
+    else:
+        kernel.on_fit_end(None, module)
+    assert model.config._attn_implementation == "sdpa"

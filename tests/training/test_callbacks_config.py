@@ -1,11 +1,11 @@
 """The Trainer's callbacks are the ones the config names (built by Hydra), plus those the run
 needs: fresh autocast casts always, a trimmed heap unless its thresholds are set, fp32
-master weights for bf16-true."""
+master weights for bf16-true, another attention kernel for training when asked."""
 
 from pytorch_lightning.callbacks import LearningRateMonitor, TQDMProgressBar
 
 from conftest import compose_cfg
-from sso_exp.training.callbacks import FreshCasts, MasterWeights, TrimmedHeap
+from sso_exp.training.callbacks import FreshCasts, MasterWeights, TrainingAttention, TrimmedHeap
 from sso_exp.training.fit import callbacks
 
 
@@ -29,3 +29,8 @@ def test_a_named_callback_is_added_and_one_dropped(tmp_path):
         "trainer.precision=bf16-true",
     )
     assert got == {LearningRateMonitor, FreshCasts, TrimmedHeap, MasterWeights}
+
+
+def test_another_attention_kernel_for_training_only_when_asked(tmp_path):
+    assert TrainingAttention in kinds(tmp_path, "trainer.attention=eager")
+    assert TrainingAttention not in kinds(tmp_path, "trainer.attention=model")
