@@ -1,13 +1,11 @@
 """Text to token ids: chat prompts in the model's own template, prompt + response pairs
-with the response marked for the loss, padded batches, and the named sequences of an SSO
-record (docs/algorithm.md §4: the main, p and n pairs)."""
+with the response marked for the loss, and the named sequences of an SSO record
+(docs/algorithm.md §4: the main, p and n pairs). Batches of them: data/packing.py."""
 
 from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-import torch
-from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from .preferences import Messages, PrefPair
@@ -76,21 +74,6 @@ def encode(tok: PreTrainedTokenizerBase, prompt: str, response: str, max_length:
     r = r[: max(1, max_length - len(p))]
     p = p[max(0, len(p) + len(r) - max_length) :]
     return Encoded(p + r, len(p))
-
-
-def pad(seqs: Sequence[Encoded], pad_id: int, left: bool = False) -> Dict[str, Tensor]:
-    """A padded batch: input_ids, attention_mask and the response-token loss_mask."""
-    width = max(len(s.ids) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    loss = torch.zeros_like(ids)
-    for row, s in enumerate(seqs):
-        n = len(s.ids)
-        cols = slice(width - n, width) if left else slice(0, n)
-        ids[row, cols] = torch.tensor(s.ids)
-        attn[row, cols] = 1
-        loss[row, cols] = torch.tensor([0] * s.n_prompt + [1] * (n - s.n_prompt))
-    return {"input_ids": ids, "attention_mask": attn, "loss_mask": loss}
 
 
 def pair_names(use_g: bool) -> List[str]:

@@ -70,6 +70,11 @@ def tree_mask(branch: Tensor) -> Tensor:
     return seen | (torch.eye(width, dtype=torch.bool) & (b[0] < 0))
 
 
+def alone(seqs: Sequence[Encoded], pad_id: int) -> Dict[str, Tensor]:
+    """`pack` with every sequence on a row of its own: a plain right-padded batch."""
+    return pack(seqs, [[i] for i in range(len(seqs))], pad_id)
+
+
 def pack(
     seqs: Sequence[Encoded], groups: Sequence[Sequence[int]], pad_id: int
 ) -> Dict[str, Tensor]:

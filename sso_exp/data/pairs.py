@@ -12,8 +12,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .batching import RankShards
-from .encoding import Encoded, pad, sequence_names
-from .packing import pack
+from .encoding import Encoded, sequence_names
+from .packing import alone, pack
 
 
 class SeqLogps(NamedTuple):
@@ -94,7 +94,7 @@ def loader(
 
 def collate_conversations(items: List[Dict[str, Encoded]], pad_id: int) -> Dict[str, Tensor]:
     """A reward model's batch: chosen then rejected rows, so one forward scores both."""
-    return pad([it["chosen"] for it in items] + [it["rejected"] for it in items], pad_id)
+    return alone([it["chosen"] for it in items] + [it["rejected"] for it in items], pad_id)
 
 
 def conversation_loader(

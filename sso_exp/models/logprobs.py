@@ -1,7 +1,7 @@
 """Response log-probs under a causal LM, with and without gradient.
 
-Only response tokens count: prompt and padding are masked. Position ids follow the
-attention mask, so left- and right-padded batches give the same values."""
+Only response tokens count: prompt and padding are masked. Batches come from
+data/packing.py, so sequences of one prompt may share a row."""
 
 from __future__ import annotations
 

@@ -12,17 +12,18 @@ from torch import Tensor
 from transformers import PreTrainedModel
 
 from ..data.batching import length_batches
-from ..data.encoding import Encoded, pad
+from ..data.encoding import Encoded
+from ..data.packing import alone
 from ..distributed import shard_map
 
 
 def rewards(rm: PreTrainedModel, batch: Dict[str, Tensor]) -> Tensor:
-    """One scalar per right-padded row, in float32."""
+    """One scalar per row of a batch from data.packing.alone, in float32."""
     attn = batch["attention_mask"]
     hidden = rm.base_model(
         input_ids=batch["input_ids"],
         attention_mask=attn,
-        position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
+        position_ids=batch["position_ids"],
     ).last_hidden_state
     last = attn.sum(-1) - 1
     return rm.score(hidden[torch.arange(len(last), device=last.device), last]).squeeze(-1).float()
@@ -41,7 +42,7 @@ def _rewards(rm: PreTrainedModel, pad_id: int, batch_size: int, seqs: List[Encod
     out = torch.zeros(len(seqs))
     rm.eval()
     for idx in length_batches([len(s.ids) for s in seqs], batch_size, "rewards"):
-        batch = {k: v.to(rm.device) for k, v in pad([seqs[i] for i in idx], pad_id).items()}
+        batch = {k: v.to(rm.device) for k, v in alone([seqs[i] for i in idx], pad_id).items()}
         out[idx] = rewards(rm, batch).cpu()
     return out
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from conftest import close
 from sso_exp.data.encoding import chat_prompt, encode
-from sso_exp.data.packing import pack
+from sso_exp.data.packing import alone, pack
 from sso_exp.models.logprobs import HeadLogps, score, score_named, sequence_logps
 
 
@@ -17,10 +17,6 @@ def _seqs(tok):
         encode(tok, prompts[0], "Hello there, how can I help?", 512),
         encode(tok, prompts[1], "Blue.", 512),
     ]
-
-
-def _alone(seqs, pad_id):
-    return pack(seqs, [[i] for i in range(len(seqs))], pad_id)
 
 
 def _pairs(tok):
@@ -39,7 +35,7 @@ def test_logps_equal_manual_sum_over_response_tokens(tiny):
     with torch.no_grad():
         logp = model(ids).logits.float().log_softmax(-1)[0]
         want = sum(logp[t - 1, ids[0, t]].item() for t in range(s.n_prompt, len(s.ids)))
-        got = sequence_logps(model, _alone([s], tok.pad_token_id))
+        got = sequence_logps(model, alone([s], tok.pad_token_id))
     assert got.count.item() == len(s.ids) - s.n_prompt
     assert close(got.sum, torch.tensor([want]))
 
@@ -48,9 +44,9 @@ def test_padding_changes_no_sequence(tiny):
     model, tok = tiny
     seqs = _seqs(tok)
     with torch.no_grad():
-        batch = sequence_logps(model, _alone(seqs, tok.pad_token_id))
-        alone = [sequence_logps(model, _alone([s], tok.pad_token_id)).sum.item() for s in seqs]
-    assert close(batch.sum, torch.tensor(alone))
+        batch = sequence_logps(model, alone(seqs, tok.pad_token_id))
+        each = [sequence_logps(model, alone([s], tok.pad_token_id)).sum.item() for s in seqs]
+    assert close(batch.sum, torch.tensor(each))
 
 
 @pytest.mark.parametrize("kernel", ["sdpa", "eager"])
@@ -62,7 +58,7 @@ def test_a_shared_row_gives_each_sequence_its_own_values_and_gradients(tiny, ker
     seqs = _pairs(tok)
     shared = pack(seqs, [[0, 2], [1, 3]], tok.pad_token_id)
     assert shared["input_ids"].shape[1] < max(len(s.ids) for s in seqs) * 2  # prompt once
-    want, g_want = _grads(model, _alone(seqs, tok.pad_token_id), chunk=0)
+    want, g_want = _grads(model, alone(seqs, tok.pad_token_id), chunk=0)
     got, g_got = _grads(model, shared, chunk=0)
     model.zero_grad()
     assert close(got, want)

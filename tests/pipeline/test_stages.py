@@ -6,7 +6,7 @@ import torch
 
 from conftest import compose_cfg
 from sso_exp.data.encoding import encode_records
-from sso_exp.data.packing import pack
+from sso_exp.data.packing import alone
 from sso_exp.data.pairs import SeqLogps
 from sso_exp.data.records import make_record
 from sso_exp.models.logprobs import score_named, sequence_logps
@@ -27,9 +27,7 @@ def test_the_preference_after_training_is_the_margin_against_the_model_before(ti
     unchanged = preference_after(model, tok, encoded, before, cfg, "")
     assert unchanged["after/margin"] == 0 and unchanged["after/accuracy"] == 0  # no tie wins
 
-    chosen, rejected = (
-        pack(encoded[n], [[i] for i in range(len(records))], tok.pad_token_id) for n in NAMES
-    )
+    chosen, rejected = (alone(encoded[n], tok.pad_token_id) for n in NAMES)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     for _ in range(5):  # raise every chosen answer against its rejected one
         gap = sequence_logps(model, chosen).sum - sequence_logps(model, rejected).sum

@@ -7,7 +7,8 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import compose_cfg
-from sso_exp.data.encoding import encode_pair, pad
+from sso_exp.data.encoding import encode_pair
+from sso_exp.data.packing import alone
 from sso_exp.data.pairs import conversation_loader
 from sso_exp.data.preferences import PrefPair
 from sso_exp.models.loading import load_reward_model
@@ -56,9 +57,9 @@ def test_reward_ignores_padding(tmp_path):
     cfg = compose_cfg(tmp_path, "model=tiny")
     rm, tok = load_reward_model(cfg.model, seed=0)
     enc = encode_pair(tok, planted(1, 0)[0], 128)
-    alone = rewards(rm, pad([enc["chosen"]], tok.pad_token_id))
-    padded = rewards(rm, pad([enc["chosen"], enc["rejected"]], tok.pad_token_id))
-    assert torch.allclose(alone, padded[:1], atol=1e-5)
+    single = rewards(rm, alone([enc["chosen"]], tok.pad_token_id))
+    padded = rewards(rm, alone([enc["chosen"], enc["rejected"]], tok.pad_token_id))
+    assert torch.allclose(single, padded[:1], atol=1e-5)
 
 
 def test_learns_a_planted_preference(tmp_path):
