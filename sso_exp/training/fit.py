@@ -18,6 +18,7 @@ from ..config import LoraSettings, ScheduleConfig, TrainerConfig
 from ..data.encoding import Encoded
 from ..data.pairs import PairDataset, SeqLogps, loader
 from ..errors import ConfigError
+from ..models.loading import own_memory
 from ..models.logprobs import shares_prefixes
 from ..models.lora import add_lora, merge_lora
 from .callbacks import CompiledLayers, FreshCasts, MasterWeights, TrainingAttention, TrimmedHeap
@@ -132,6 +133,8 @@ def fit(
     pl_trainer = make_trainer(trainer, s, logger, run_dir, s.epochs)
     kind = ShardedPolicyModule if trainer.sharded else SSOPolicyModule
     module = kind(trained, objective, build(s.optimizer), build(s.lr_scheduler), trainer)
+    if pl_trainer.strategy.root_device.type == "cpu":
+        own_memory(trained)
     try:
         pl_trainer.fit(module, data)
     finally:

@@ -10,6 +10,7 @@ from sso_exp.models.loading import (
     check_available,
     load_checkpoint,
     load_policy,
+    own_memory,
     save_model,
 )
 
@@ -35,6 +36,32 @@ def test_local_folder_is_a_model(tmp_path, tiny):
     check_available(cfg.model)
     again, tok2 = load_checkpoint(tmp_path / "ckpt", cfg.model)
     assert tok2.chat_template == tok.chat_template
+    for a, b in zip(model.parameters(), again.parameters()):
+        assert torch.equal(a, b)
+
+
+def _in_file_map(t: torch.Tensor, name: str) -> bool:
+    """The tensor's memory lies in a mapping of a file called `name` (Linux)."""
+    for line in open("/proc/self/maps"):
+        span, *rest = line.split()
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        if rest[-1].endswith(name) and lo <= t.data_ptr() < hi:
+            return True
+    return False
+
+
+def test_own_memory_takes_the_weights_off_their_file_and_keeps_them(tmp_path, tiny):
+    """A loaded checkpoint's weights map its file (an optimizer's first step would fault in
+    every page); after own_memory they are the process's, equal, and still tied."""
+    model, tok = tiny
+    save_model(model, tok, tmp_path / "ckpt")
+    cfg = compose_cfg(tmp_path, "model=tiny", "model.dtype=float32")
+    again, _ = load_checkpoint(tmp_path / "ckpt", cfg.model)
+    weight = again.model.layers[0].mlp.up_proj.weight
+    assert _in_file_map(weight, "model.safetensors")
+    own_memory(again)
+    assert not _in_file_map(weight, "model.safetensors")
+    assert again.lm_head.weight is again.model.embed_tokens.weight
     for a, b in zip(model.parameters(), again.parameters()):
         assert torch.equal(a, b)
 
