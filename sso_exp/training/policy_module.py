@@ -1,10 +1,11 @@
-"""The LightningModule that trains a causal LM on preference pairs: one forward per pair
-(chosen and rejected stacked), the loss from an `Objective` (SSO's, or v2's generator or
-policy loss), the configured optimizer and schedule. Metrics are averaged across ranks."""
+"""The LightningModule that trains a causal LM on preference pairs: a forward per group of
+pairs (data/pairs.py: `forwards`; each pair's chosen and rejected stacked), the loss from an
+`Objective` (SSO's, or v2's generator or policy loss), the configured optimizer and
+schedule. Metrics are averaged across ranks."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -20,10 +21,14 @@ MEAN = "mean/"  # epoch means, kept out of MLflow: the iteration's summary reads
 STEPS = "optimizer_steps"  # how far the run went, for the next run's step offset
 
 
-def split_pair(out: SeqLogps) -> Pair:
-    """A stacked [chosen; rejected] forward back into its two halves."""
-    b = out.sum.shape[0] // 2
-    return Pair(SeqLogps(out.sum[:b], out.count[:b]), SeqLogps(out.sum[b:], out.count[b:]))
+def split_pairs(out: SeqLogps, names: Sequence[str]) -> Dict[str, Pair]:
+    """A forward's sequences, each pair's [chosen; rejected] after the other, back into
+    its named pairs."""
+    halves = [
+        SeqLogps(*parts)
+        for parts in zip(out.sum.chunk(2 * len(names)), out.count.chunk(2 * len(names)))
+    ]
+    return {name: Pair(*halves[2 * k : 2 * k + 2]) for k, name in enumerate(names)}
 
 
 class SSOPolicyModule(pl.LightningModule):
@@ -57,8 +62,9 @@ class SSOPolicyModule(pl.LightningModule):
         self.trainer.callback_metrics[STEPS] = torch.tensor(float(self.trainer.global_step))
 
     def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
-        pairs = [k for k in batch if k != "ref"]
-        policy = {p: split_pair(self.sequence_logps(batch[p])) for p in pairs}
+        policy = {}
+        for names, packed in batch["forwards"]:
+            policy.update(split_pairs(self.sequence_logps(packed), names))
         loss, metrics = self.objective.loss(policy, batch.get("ref"))
         metrics = {self.objective.prefix + k: v for k, v in metrics.items()}
         size = len(next(iter(policy.values())).chosen.sum)

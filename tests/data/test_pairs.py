@@ -1,5 +1,5 @@
 from sso_exp.data.encoding import Encoded
-from sso_exp.data.pairs import PairDataset, loader
+from sso_exp.data.pairs import PairDataset, forwards, loader
 
 
 def _dataset(n: int) -> PairDataset:
@@ -15,7 +15,7 @@ def _dataset(n: int) -> PairDataset:
 
 def _rows(batch_size: int, n: int) -> list:
     data = loader(_dataset(n), batch_size, pad_id=0, shuffle=False, seed=0, share=True)
-    return [len(batch["main"]["input_ids"]) for batch in data]
+    return [len(batch["forwards"][0][1]["input_ids"]) for batch in data]
 
 
 def test_a_records_pair_shares_one_row_but_a_short_last_batch_of_one_record_does_not():
@@ -26,3 +26,9 @@ def test_a_records_pair_shares_one_row_but_a_short_last_batch_of_one_record_does
 
 def test_batches_of_one_record_share_their_row():
     assert _rows(batch_size=1, n=2) == [1, 1]
+
+
+def test_pairs_under_a_principle_share_a_forward_apart_from_the_bare_query():
+    assert forwards(["main", "p", "n"]) == [["main"], ["p", "n"]]
+    assert forwards(["p", "n"]) == [["p", "n"]]
+    assert forwards(["main"]) == [["main"]]
