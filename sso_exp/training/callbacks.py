@@ -19,7 +19,7 @@ each step, the default main job peaks 0.2 GiB lower at no measurable cost.
 one graph shared by all layers, with dynamic sequence lengths; undone at the end, so
 sampling runs the plain layers. Python floats (the attention scale, the norm's epsilon)
 are compiled in as constants while it runs: as dynamic inputs they fail inductor's
-tensorifying pass and the whole layer is traced a second time (~6 s of a ~33 s cold compile
+tensorifying pass and the whole layer is traced a second time (cold, 33.0 s against 26.2 s
 of SmolLM2's layer on 2 cores)."""
 
 from __future__ import annotations
