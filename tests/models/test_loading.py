@@ -52,15 +52,18 @@ def _in_file_map(t: torch.Tensor, name: str) -> bool:
 
 def test_own_memory_takes_the_weights_off_their_file_and_keeps_them(tmp_path, tiny):
     """A loaded checkpoint's weights map its file (an optimizer's first step would fault in
-    every page); after own_memory they are the process's, equal, and still tied."""
+    every page); after own_memory the trainable ones are the process's, equal, and still
+    tied, and frozen ones stay mapped."""
     model, tok = tiny
     save_model(model, tok, tmp_path / "ckpt")
     cfg = compose_cfg(tmp_path, "model=tiny", "model.dtype=float32")
     again, _ = load_checkpoint(tmp_path / "ckpt", cfg.model)
     weight = again.model.layers[0].mlp.up_proj.weight
+    frozen = again.model.layers[1].mlp.up_proj.weight.requires_grad_(False)
     assert _in_file_map(weight, "model.safetensors")
     own_memory(again)
     assert not _in_file_map(weight, "model.safetensors")
+    assert _in_file_map(frozen, "model.safetensors")  # only read: no copy needed
     assert again.lm_head.weight is again.model.embed_tokens.weight
     for a, b in zip(model.parameters(), again.parameters()):
         assert torch.equal(a, b)
