@@ -8,13 +8,12 @@ step, a fifth of a CPU decoding step with principle-long prompts (the sampling s
 ~4% a step. A start that all of a batch's prompts share (the features prompt's few-shot
 menu, ~325 of its ~347 tokens) is prefilled once and repeated into every row's cache.
 
-Under a bf16 autocast the model generates with bf16 copies of its float32 weights: autocast
-would otherwise keep a float32 static cache and cast its keys and values, and every step's
-activations, afresh at every step."""
+Under a bf16 autocast the model generates with bf16 copies of its float32 weights
+(models/device.py): autocast would otherwise keep a float32 static cache and cast its keys
+and values, and every step's activations, afresh at every step."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import torch
@@ -29,6 +28,7 @@ from transformers import (
 
 from ..data.batching import length_batches
 from ..data.packing import common_prefix
+from .device import autocast_weights
 
 # prompts of a batch sharing this many first tokens have them prefilled once (the features
 # prompt's few-shot menu: ~325 of its ~347 tokens)
@@ -91,28 +91,6 @@ def shared_start(enc: BatchEncoding, pad_id: int) -> Tuple[int, BatchEncoding]:
         mask[r, :start] = mask[r, start + gap :] = 1
     device = enc["input_ids"].device
     return start, BatchEncoding({"input_ids": ids.to(device), "attention_mask": mask.to(device)})
-
-
-@contextmanager
-def autocast_weights(model: PreTrainedModel) -> Iterator[None]:
-    """The model's float32 weights swapped for copies in the autocast dtype while the block
-    runs, when a bf16 or fp16 autocast is on; put back untouched after. The copies take the
-    place of autocast's cached casts of the same weights (dropped first), so memory stays."""
-    kind = model.device.type
-    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
-    params = [p for p in model.parameters() if p.dtype == torch.float32]
-    if dtype not in (torch.bfloat16, torch.float16) or not params:
-        yield
-        return
-    kept = [p.data for p in params]
-    torch.clear_autocast_cache()
-    try:
-        for p in params:
-            p.data = p.data.to(dtype)
-        yield
-    finally:
-        for p, data in zip(params, kept):
-            p.data = data
 
 
 @torch.no_grad()

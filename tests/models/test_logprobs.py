@@ -1,6 +1,8 @@
 """Log-probs count response tokens only, and neither padding nor sharing a row with
 sequences of the same prompt changes them or their gradients."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -157,3 +159,20 @@ def test_logps_stay_float32_under_bf16_autocast(tiny):
             bf16 = sequence_logps(model, batch)
     assert bf16.sum.dtype == torch.float32
     assert torch.allclose(fp32.mean, bf16.mean, atol=0.05)
+
+
+def test_bf16_autocast_scores_as_a_bf16_true_forward_and_gives_the_weights_back(tiny):
+    """Under a bf16 autocast, scoring computes with bf16 weights, as bf16-true training
+    does (a bf16 residual stream, not autocast's float32 one); the float32 weights stay."""
+    model, tok = tiny
+    seqs = _pairs(tok)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trained_as = copy.deepcopy(model)  # its parameters in bf16, as MasterWeights trains
+    for q in trained_as.parameters():
+        q.data = q.data.to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = score(model, seqs, tok.pad_token_id, batch_size=2)
+        want = score(trained_as, seqs, tok.pad_token_id, batch_size=2)
+    assert torch.equal(got.sum, want.sum)
+    for n, p in model.named_parameters():
+        assert p.dtype == torch.float32 and torch.equal(p, before[n])
