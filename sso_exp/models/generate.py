@@ -24,6 +24,7 @@ from transformers import (
     LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    StaticCache,
 )
 
 from ..data.batching import length_batches
@@ -128,14 +129,17 @@ def _generate(
     max_new_tokens: int,
 ) -> torch.Tensor:
     """`generate` over the batch; a start all its prompts share (a few-shot menu) is
-    prefilled once, in HF's dynamic cache repeated for every row, else the static cache."""
+    prefilled once, in HF's dynamic cache repeated for every row, else a static cache of
+    the batch's own length. (HF's `cache_implementation="static"` keeps the longest length
+    the model ever met, for compiled decoding: a short batch after a long one would attend
+    over the long one's length, and a run's samples would depend on what it ran before.)"""
     start, enc = shared_start(enc, tok.pad_token_id)
-    cache: dict = {"cache_implementation": "static"}
     if start:
-        prefix = DynamicCache(config=model.config)
-        model(input_ids=enc["input_ids"][:1, :start], cache=prefix, logits_to_keep=1)
-        prefix.batch_repeat_interleave(len(enc["input_ids"]))
-        cache = {"cache": prefix}
+        cache = DynamicCache(config=model.config)
+        model(input_ids=enc["input_ids"][:1, :start], cache=cache, logits_to_keep=1)
+        cache.batch_repeat_interleave(len(enc["input_ids"]))
+    else:
+        cache = StaticCache(model.config, enc["input_ids"].shape[1] + max_new_tokens)
     return model.generate(
         **enc,
         do_sample=False,
@@ -143,5 +147,5 @@ def _generate(
         max_new_tokens=max_new_tokens,
         pad_token_id=tok.pad_token_id,
         disable_compile=True,
-        **cache,
+        cache=cache,
     )

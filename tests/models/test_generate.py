@@ -94,3 +94,24 @@ def test_a_shared_start_is_prefilled_once_and_changes_no_completion(tiny, monkey
     calls.clear()
     assert run() == shared
     assert calls[0]["input_ids"].shape[0] == 3
+
+
+def test_a_batch_decodes_in_a_cache_of_its_own_length_whatever_ran_before(tiny):
+    """A short batch after a long one attends over its own prompts and new tokens only (HF's
+    static cache would keep the longest length the model met: slower, and a run's samples
+    would depend on what it generated before)."""
+    model, tok = tiny
+    long = [chat_prompt(tok, "Answer at length. " * 40, "Why is the sky blue?")]
+    short = [chat_prompt(tok, None, q) for q in ("Hi", "2+2")]
+    lengths = []
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kwargs: lengths.append(kwargs["cache"].get_max_length()),
+        with_kwargs=True,
+    )
+    try:
+        for prompts in (long, short):
+            generate_texts(model, tok, prompts, max_new_tokens=4, batch_size=2)
+    finally:
+        hook.remove()
+    width = max(len(tok(p, add_special_tokens=False).input_ids) for p in short)
+    assert lengths[-1] == width + 4 < lengths[0]
