@@ -1,7 +1,8 @@
 """The one generate loop says which completions the token budget cut short: those that
 ended on an end-of-turn token are not cut, whatever the rows beside them did; under a bf16
 autocast it decodes with bf16 weights and gives the float32 ones back untouched; a start
-that a batch's prompts share, prefilled once, changes no completion."""
+that a batch's prompts share, prefilled once, changes no completion; each batch decodes in
+a cache of its own length."""
 
 import torch
 from transformers import LogitsProcessor
