@@ -20,7 +20,6 @@ from ..data.encoding import Encoded
 from ..data.packing import pack, prompt_groups
 from ..data.pairs import SeqLogps
 from ..distributed import shard_map
-from .device import autocast_weights
 
 
 class HeadLogps(torch.autograd.Function):
@@ -210,8 +209,7 @@ def _score(
     chunk: int,
     rows: List[List[Encoded]],
 ) -> SeqLogps:
-    """The rows' sequences' log-probs, in the rows' order; under a bf16 autocast with the
-    bf16 weights a bf16-true training step computes with (models/device.py)."""
+    """The rows' sequences' log-probs, in the rows' order."""
     sizes = [len(r) for r in rows]
     first = list(accumulate([0, *sizes]))  # each row's first sequence in the flat order
     sums, counts = torch.zeros(first[-1]), torch.zeros(first[-1])
@@ -219,14 +217,12 @@ def _score(
     per_batch = max(1, batch_size // max(sizes, default=1))
     was_training = model.training
     model.eval()
-    with autocast_weights(model):
-        for idx in length_batches(widths, per_batch, desc, sizes):
-            where = [first[i] + j for i in idx for j in range(sizes[i])]
-            sizes_in = [sizes[i] for i in idx]
-            groups = [list(range(a, b)) for a, b in pairwise(accumulate([0, *sizes_in]))]
-            batch = pack([s for i in idx for s in rows[i]], groups, pad_id)
-            out = sequence_logps(model, {k: v.to(model.device) for k, v in batch.items()}, chunk)
-            sums[where], counts[where] = out.sum.float().cpu(), out.count.float().cpu()
+    for idx in length_batches(widths, per_batch, desc, sizes):
+        where = [first[i] + j for i in idx for j in range(sizes[i])]
+        groups = [list(range(a, b)) for a, b in pairwise(accumulate([0, *(sizes[i] for i in idx)]))]
+        batch = pack([s for i in idx for s in rows[i]], groups, pad_id)
+        out = sequence_logps(model, {k: v.to(model.device) for k, v in batch.items()}, chunk)
+        sums[where], counts[where] = out.sum.float().cpu(), out.count.float().cpu()
     model.train(was_training)
     return SeqLogps(sums, counts)
 

@@ -20,6 +20,7 @@ from ..data.records import load_prompts, write_jsonl
 from ..distributed import barrier, gather
 from ..errors import DataError, SSOError
 from ..evaluation.accuracy import mean_and_se
+from ..models.device import trained_weights
 from ..models.loading import load_policy, save_model
 from ..models.logprobs import score_named
 from ..steering.filters import LOGPROB_RULES, STRING_RULES
@@ -73,11 +74,17 @@ def record_scorer(model, tok, cfg: SSOConfig) -> Scorer:
 
     def score(records: Sequence[Dict], names: Sequence[str]) -> Dict[str, SeqLogps]:
         encoded = encode_records(tok, records, names, cfg.schedule.max_length)
+        return score_as_trained(model, tok, cfg, encoded)
+
+    return score
+
+
+def score_as_trained(model, tok, cfg: SSOConfig, encoded) -> Dict[str, SeqLogps]:
+    """`score_named` with the weights as training computes with them (models/device.py)."""
+    with trained_weights(model, cfg.trainer):
         return score_named(
             model, encoded, tok.pad_token_id, cfg.scoring.batch_size, cfg.trainer.logps_chunk
         )
-
-    return score
 
 
 def sample_round(
@@ -182,13 +189,7 @@ def train_on_pairs(
     objective = objective or policy_objective(cfg.loss, cfg.objective)
     clock = time.perf_counter()
     encoded = encode_records(tok, records, objective.sequences(), cfg.schedule.max_length)
-    scores = score_named(
-        model,
-        {n: encoded[n] for n in objective.scored()},
-        tok.pad_token_id,
-        cfg.scoring.batch_size,
-        cfg.trainer.logps_chunk,
-    )
+    scores = score_as_trained(model, tok, cfg, {n: encoded[n] for n in objective.scored()})
     stats: Dict[str, float] = {f"time/{objective.prefix}scoring_s": time.perf_counter() - clock}
     stats.update(signal_stats({n: scores[n] for n in ON_POLICY}, objective.prefix))
     logger.log_iteration(iteration, stats)
@@ -231,13 +232,7 @@ def preference_after(
     log pi(y+)/pi_0(y+) - log pi(y-)/pi_0(y-), and the share of pairs where it is positive.
     The running `train/*accuracies` mix every step's model; this is the model saved."""
     names = ("main_chosen", "main_rejected")
-    after = score_named(
-        model,
-        {n: encoded[n] for n in names},
-        tok.pad_token_id,
-        cfg.scoring.batch_size,
-        cfg.trainer.logps_chunk,
-    )
+    after = score_as_trained(model, tok, cfg, {n: encoded[n] for n in names})
     chosen, rejected = (after[n].sum - before[n].sum for n in names)
     margin = (chosen - rejected).double()
     stats: Dict[str, float] = {}

@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import close
+from sso_exp.config import TrainerConfig
 from sso_exp.data.encoding import chat_prompt, encode
 from sso_exp.data.packing import alone, pack
+from sso_exp.models.device import trained_weights
 from sso_exp.models.logprobs import HeadLogps, score, score_named, sequence_logps
 
 
@@ -161,17 +163,21 @@ def test_logps_stay_float32_under_bf16_autocast(tiny):
     assert torch.allclose(fp32.mean, bf16.mean, atol=0.05)
 
 
-def test_bf16_autocast_scores_as_a_bf16_true_forward_and_gives_the_weights_back(tiny):
-    """Under a bf16 autocast, scoring computes with bf16 weights, as bf16-true training
-    does (a bf16 residual stream, not autocast's float32 one); the float32 weights stay."""
+@pytest.mark.parametrize("precision", ["bf16-true", "bf16-mixed"])
+def test_the_reference_is_scored_with_the_weights_training_computes_with(tiny, precision):
+    """Under a bf16 autocast, bf16-true scores with bf16 weights as its training step does
+    (a bf16 residual stream), bf16-mixed with its float32 weights under autocast; either way
+    the float32 weights stay."""
     model, tok = tiny
     seqs = _pairs(tok)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trained_as = copy.deepcopy(model)  # its parameters in bf16, as MasterWeights trains
-    for q in trained_as.parameters():
-        q.data = q.data.to(torch.bfloat16)
+    trained_as = copy.deepcopy(model)  # what the training step computes with
+    if precision == "bf16-true":  # MasterWeights: the parameters in bf16, buffers as loaded
+        for q in trained_as.parameters():
+            q.data = q.data.to(torch.bfloat16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = score(model, seqs, tok.pad_token_id, batch_size=2)
+        with trained_weights(model, TrainerConfig(precision=precision)):
+            got = score(model, seqs, tok.pad_token_id, batch_size=2)
         want = score(trained_as, seqs, tok.pad_token_id, batch_size=2)
     assert torch.equal(got.sum, want.sum)
     for n, p in model.named_parameters():
