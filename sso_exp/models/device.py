@@ -37,9 +37,9 @@ def autocast_weights(model: torch.nn.Module) -> Iterator[None]:
     place of autocast's cached casts of the same weights (dropped first), so memory stays.
     The model then computes as bf16-true training does, its residual stream in bf16 too."""
     params = [p for p in model.parameters() if p.dtype == torch.float32]
-    kind = params[0].device.type if params else "cpu"
-    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
-    if dtype not in (torch.bfloat16, torch.float16) or not params:
+    kind = params[0].device.type if params else None
+    dtype = torch.get_autocast_dtype(kind) if kind and torch.is_autocast_enabled(kind) else None
+    if dtype not in (torch.bfloat16, torch.float16):
         yield
         return
     kept = [p.data for p in params]

@@ -210,7 +210,7 @@ def test_compiled_layers_train_alike_and_are_undone(tmp_path):
     """Compiled (with eager attention under the tree mask, auto's choice on a CPU) as
     uncompiled sdpa; the model is its uncompiled sdpa self again after, and dynamo's
     config and inductor's what they were."""
-    isa_ok = torch._inductor.config.cpp.vec_isa_ok
+    floats, isa_ok = torch._dynamo.config.specialize_float, torch._inductor.config.cpp.vec_isa_ok
     runs = []
     for compiled in (False, True):
         (tmp_path / str(compiled)).mkdir()
@@ -224,7 +224,7 @@ def test_compiled_layers_train_alike_and_are_undone(tmp_path):
     assert len(runs[0]) == 2 and runs[1] == pytest.approx(runs[0], abs=1e-4)
     assert all(layer._compiled_call_impl is None for layer in model.model.layers)
     assert model.config._attn_implementation == "sdpa"
-    assert torch._dynamo.config.specialize_float is False  # the fit's patches undone
+    assert torch._dynamo.config.specialize_float is floats is False  # the fit's patches undone
     assert torch._inductor.config.cpp.vec_isa_ok is isa_ok
 
 
