@@ -143,7 +143,9 @@ class TrainerConfig:
     # step than sdpa's masked CPU kernel), else the model's. Sampling and scoring keep the
     # model's (decoding is ~1.7x slower under eager)
     attention: str = "auto"
-    logps_chunk: int = 512  # response positions per vocabulary projection (0: all at once)
+    # response positions per vocabulary projection (0: all at once); 256 rows of a 49k
+    # vocabulary stay in a CPU's cache best (scripts/bench_head.py)
+    logps_chunk: int = 256
     # glibc's heap (training/heap.py), None: its default
     malloc_mmap_threshold_kb: Optional[int] = None
     malloc_trim_threshold_kb: Optional[int] = None

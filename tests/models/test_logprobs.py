@@ -11,6 +11,7 @@ from conftest import close
 from sso_exp.config import TrainerConfig
 from sso_exp.data.encoding import chat_prompt, encode
 from sso_exp.data.packing import alone, pack
+from sso_exp.models import logprobs
 from sso_exp.models.device import trained_weights
 from sso_exp.models.logprobs import HeadLogps, score, score_named, sequence_logps
 
@@ -136,6 +137,18 @@ def test_head_logps_backward_matches_autograd(chunk, compiled):
     upstream = torch.linspace(-1, 2, 11)
     want = _with_grads(_plain, inputs, upstream)
     got = _with_grads(lambda *a: HeadLogps.apply(*a, chunk, compiled), inputs, upstream)
+    for a, b in zip(got, want):
+        assert close(a, b)
+
+
+def test_head_logps_plain_kernels_work_a_few_rows_at_a_time(monkeypatch):
+    """The plain kernels' float32 temporaries cover ROW_BLOCK rows at a time (a ragged last
+    block too): the log-probs and gradients are autograd's."""
+    monkeypatch.setattr(logprobs, "ROW_BLOCK", 3)
+    inputs = _head_inputs()
+    upstream = torch.linspace(-1, 2, 11)
+    want = _with_grads(_plain, inputs, upstream)
+    got = _with_grads(lambda *a: HeadLogps.apply(*a, 5, False), inputs, upstream)
     for a, b in zip(got, want):
         assert close(a, b)
 
