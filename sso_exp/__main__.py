@@ -48,13 +48,16 @@ def run(cfg: DictConfig) -> Optional[float]:
     from .config.machine import limit_onednn_cache
     from .pipeline.inputs import check_inputs
     from .pipeline.launch import start_ranks
+    from .training.heap import imports_frozen
 
     limit_onednn_cache(config.trainer)
 
     config = start_ranks(check_inputs(config), in_multirun())
     module, function = MODES[config.mode.name]
     work = getattr(importlib.import_module(f".pipeline.{module}", __package__), function)
-    return optimized_value(config.optimized_metric, work(config))
+    with imports_frozen():
+        rows = work(config)
+    return optimized_value(config.optimized_metric, rows)
 
 
 def optimized_value(key: Optional[str], rows: List[Dict[str, float]]) -> Optional[float]:

@@ -41,6 +41,19 @@ def trim_heap() -> bool:
     return True
 
 
+@contextmanager
+def imports_frozen() -> Iterator[None]:
+    """The objects alive at its start (the libraries a run imports: ~0.6M objects for torch,
+    Lightning and MLflow) kept out of the cyclic collector's scans for the block, so each
+    collection, release_memory's and Python's own, walks only what the run made (a full
+    collection of the imports alone takes ~0.3 s on 2 cores)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def release_memory() -> bool:
     """Collect unreachable cycles and give glibc's free heap back to the system; False
     where there is no glibc to trim."""

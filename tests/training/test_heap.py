@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sso_exp.config.training import MALLOPT_MAX_KB
-from sso_exp.training.heap import release_memory, set_malloc
+from sso_exp.training.heap import imports_frozen, release_memory, set_malloc
 
 
 def test_unset_leaves_the_defaults():
@@ -43,6 +43,37 @@ def test_release_memory_frees_what_only_a_cycle_holds():
         assert held() is not None
         assert release_memory() is sys.platform.startswith("linux")
         assert held() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_a_run_collects_what_it_made_but_not_what_was_there_before():
+    """Inside imports_frozen a cycle made in the block is still freed; the objects from
+    before are left out of collections, and are collectable again after the block."""
+
+    class Node:
+        pass
+
+    was_enabled = gc.isenabled()
+    gc.disable()  # so that only release_memory collects
+    try:
+        before = Node()
+        before.self = before
+        was_there = weakref.ref(before)
+        del before
+        with imports_frozen():
+            assert gc.get_freeze_count() > 0
+            made = Node()
+            made.self = made
+            made_here = weakref.ref(made)
+            del made
+            release_memory()
+            assert made_here() is None
+            assert was_there() is not None
+        assert gc.get_freeze_count() == 0
+        release_memory()
+        assert was_there() is None
     finally:
         if was_enabled:
             gc.enable()
