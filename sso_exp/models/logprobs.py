@@ -70,7 +70,9 @@ class HeadLogps(torch.autograd.Function):
         hidden, weight, bias, targets = ctx.saved_tensors
         project = _Projection(hidden, weight, bias, ctx.chunk)
         g_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        g_weight = g_bias = None  # the chunks' sums, in the matmuls' dtype
+        # the chunks' sums; the weight's in the matmuls' dtype, rounded once a chunk as
+        # autograd rounds its sum over the forwards that use a weight
+        g_weight = g_bias = None
         grad_logits = _kernels(ctx.compiled)[1]
         dlogits = torch.empty_like(project.buffer)
         for rows in project.chunks:
