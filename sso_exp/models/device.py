@@ -8,7 +8,7 @@ activation is cast at every matmul (scoring ~12% faster)."""
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from typing import ContextManager, Iterator
+from typing import ContextManager, Iterator, Optional
 
 import torch
 
@@ -30,6 +30,11 @@ def autocast(cfg: TrainerConfig) -> ContextManager:
     return nullcontext() if dtype is None else torch.autocast(device(cfg).type, dtype=dtype)
 
 
+def autocast_dtype(kind: str) -> Optional[torch.dtype]:
+    """The dtype an autocast open on this device type computes in; None when none is on."""
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+
+
 @contextmanager
 def autocast_weights(model: torch.nn.Module) -> Iterator[None]:
     """The model's float32 weights swapped for copies in the autocast dtype while the block
@@ -38,7 +43,7 @@ def autocast_weights(model: torch.nn.Module) -> Iterator[None]:
     The model then computes as bf16-true training does, its residual stream in bf16 too."""
     params = [p for p in model.parameters() if p.dtype == torch.float32]
     kind = params[0].device.type if params else None
-    dtype = torch.get_autocast_dtype(kind) if kind and torch.is_autocast_enabled(kind) else None
+    dtype = autocast_dtype(kind) if kind else None
     if dtype not in (torch.bfloat16, torch.float16):
         yield
         return

@@ -19,6 +19,7 @@ from ..data.encoding import Encoded
 from ..data.packing import pack, prompt_groups
 from ..data.pairs import SeqLogps
 from ..distributed import shard_map
+from .device import autocast_dtype
 
 
 class HeadLogps(torch.autograd.Function):
@@ -99,8 +100,7 @@ class _Projection:
     buffer for a chunk's logits, reused by every chunk of the call."""
 
     def __init__(self, hidden: Tensor, weight: Tensor, bias: Optional[Tensor], chunk: int):
-        kind = hidden.device.type
-        dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else weight.dtype
+        dtype = autocast_dtype(hidden.device.type) or weight.dtype
         self.hidden, self.weight = hidden.to(dtype), weight.to(dtype)
         self.bias = None if bias is None else bias.to(dtype)
         self.chunks = _chunks(len(hidden), chunk)

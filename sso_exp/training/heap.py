@@ -7,7 +7,8 @@ threshold keeps freed memory for reuse (fewest page faults).
 
 Between stages `release_memory` hands back what a stage left: a finished Trainer, its
 module and optimizer state sit in reference cycles until the cyclic collector runs, and
-glibc keeps the freed heap (gigabytes after a training run) unless asked to trim it."""
+glibc keeps the freed heap (gigabytes after a training run) unless asked to trim it. A run
+keeps the libraries it imported out of those collections (`imports_frozen`)."""
 
 from __future__ import annotations
 
