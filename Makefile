@@ -1,9 +1,10 @@
-# Two commands for a fresh machine: `make run` (set up + main job) and `make test`.
+# Two commands for a fresh machine: `make run` (set up + main job) and `make test`
+# (`make test-fast`: without the slow tests).
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test clean
+.PHONY: setup run test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -20,13 +21,21 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) -m sso_exp $(ARGS)
 
-# lint first (ruff's linter and formatter, configured in pyproject.toml), then the suite in
-# two workers, a test file to a worker (module fixtures are made once), the files in the
-# suite's order (slow ones first, tests/conftest.py), not xdist's most-tests-first
-test: setup
+# ruff's linter and formatter, configured in pyproject.toml
+lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
+
+# the suite in two workers, a test file to a worker (module fixtures are made once), the
+# files in the suite's order (slow ones first, tests/conftest.py), not xdist's
+# most-tests-first; `make test` (CI) runs all, `make test-fast` leaves out the slow ones
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+
+test: lint
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: lint
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs

@@ -74,11 +74,11 @@ def main() -> None:
     from bench_step import matmul_peak  # scripts/, beside this one
 
     from sso_exp.config import compose
-    from sso_exp.config.machine import describe_machine
     from sso_exp.data.encoding import chat_prompt
     from sso_exp.distributed import stream_seed
     from sso_exp.models.device import AUTOCAST, autocast
     from sso_exp.models.loading import load_policy
+    from sso_exp.runtime.host import describe_machine
     from sso_exp.steering.sampling import make_sampler
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     ap.add_argument("--repeats", type=int, default=4)
     args = ap.parse_args()
-    from sso_exp.config.machine import describe_machine
+    from sso_exp.runtime.host import describe_machine
 
     dtype = getattr(torch, args.dtype)
     hidden, vocab = head_shape()

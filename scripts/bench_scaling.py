@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sso_exp.config.machine import describe_machine
+from sso_exp.runtime.host import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = (

@@ -11,8 +11,9 @@ per query. Hydra overrides (e.g. trainer.logps_chunk=0) change our side only. Ea
 measurement runs in a fresh process so its peak RSS is its own; times are medians over
 `--steps` steps after one warm-up step. MFU counts 6 x params x tokens (+ attention) per
 trained token and 2 x params x tokens per reference token, against a matmul peak measured
-here for the dtype. The last line reads `ratio=<SSO q/s / TRL pairs/s, bf16> mfu=<SSO bf16
-MFU> peak_rss_gb=<SSO bf16 peak RSS>`."""
+here for the dtype. bf16 is measured only where the CPU computes it natively (as
+`trainer.precision=auto` decides; `--dtypes` asks for others). The last line reads
+`ratio=<SSO q/s / TRL pairs/s> mfu=<SSO MFU> peak_rss_gb=<SSO peak RSS>` of the last dtype."""
 
 from __future__ import annotations
 
@@ -39,6 +40,17 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
+
+
+def default_dtypes():
+    """float32, and bfloat16 only where this CPU computes it natively, as
+    `trainer.precision=auto` decides: where bf16 is emulated (AVX2 only) its matmul probe
+    alone takes many minutes and the figure says nothing a user would run."""
+    from sso_exp.config import TrainerConfig
+    from sso_exp.config.machine import fast_bf16
+
+    fast, why = fast_bf16(TrainerConfig(accelerator="cpu"))
+    return (["float32", "bfloat16"] if fast else ["float32"]), why
 
 
 def records(tok, queries: int, tokens: int):
@@ -214,17 +226,18 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--dtypes", help="default: float32, and bfloat16 where native")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for our side")
     args = parser.parse_args()
+    dtypes, why = default_dtypes() if args.dtypes is None else (args.dtypes.split(","), "asked")
     rows = []
     train_f, ref_f = flops_per_token(args.tokens)
-    from sso_exp.config.machine import describe_machine
+    from sso_exp.runtime.host import describe_machine
 
     print(
         f"{args.queries} queries x ~{args.tokens} tokens, median of {args.steps} steps, "
         f"{torch.get_num_threads()} threads; ours: {' '.join(OURS + args.overrides)}\n"
-        f"machine: {describe_machine()}"
+        f"machine: {describe_machine()}\ndtypes: {', '.join(dtypes)} ({why})"
     )
     header = (
         "dtype",
@@ -238,7 +251,7 @@ def main() -> None:
         "TRL RSS GB",
     )
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)
-    for dtype in args.dtypes.split(","):
+    for dtype in dtypes:
         peak = matmul_peak(getattr(torch, dtype))
         sso = run("sso", args.overrides, PRECISION[dtype], args)
         trl = run("trl", [], PRECISION[dtype], args)

@@ -79,7 +79,7 @@ def main() -> None:
     peak = max(high_water, *(rss for _, rss in samples))
     if job.returncode:
         sys.exit(f"the job failed with exit code {job.returncode}")
-    from sso_exp.config.machine import describe_machine
+    from sso_exp.runtime.host import describe_machine
 
     memory = psutil.virtual_memory().total / 2**30
     print(stage_times(store, samples))

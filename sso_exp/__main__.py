@@ -45,10 +45,10 @@ def run(cfg: DictConfig) -> Optional[float]:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
-    from .config.machine import limit_onednn_cache
     from .pipeline.inputs import check_inputs
     from .pipeline.launch import start_ranks
-    from .training.heap import imports_frozen
+    from .runtime.host import limit_onednn_cache
+    from .runtime.memory import imports_frozen
 
     limit_onednn_cache(config.trainer)
 

@@ -11,6 +11,7 @@ STAGES = [
     "errors",
     "distributed",
     "config",
+    "runtime",
     "data",
     "models",
     "steering",

@@ -5,8 +5,7 @@ is emulated (an AVX2-only CPU runs bf16 matmuls below its float32 speed). Compil
 its time once per process, so auto compiles only a run that plans enough training
 micro-batches to win it back.
 `SSO_EXP_AUTO=off` makes auto mean 32-true uncompiled on any machine (the test suite sets it,
-so its numbers and times do not depend on the machine it lands on). Also the one process
-setting the machine's matmul library needs before any work: oneDNN's kernel cache size."""
+so its numbers and times do not depend on the machine it lands on)."""
 
 from __future__ import annotations
 
@@ -14,9 +13,7 @@ import dataclasses
 import importlib.util
 import logging
 import os
-import platform
 import shutil
-from pathlib import Path
 from typing import Tuple
 
 from .training import TrainerConfig
@@ -92,28 +89,3 @@ def resolve(t: TrainerConfig, micro_batches: int = COMPILE_PAYS_FROM) -> Trainer
         micro_batches,
     )
     return dataclasses.replace(t, precision=precision, compile=compile_, attention=attention)
-
-
-def limit_onednn_cache(t: TrainerConfig) -> None:
-    """oneDNN (torch's CPU matmuls) keeps a compiled kernel for every shape it meets, up to
-    its cache's capacity; sampling, scoring and training meet a new sequence length with
-    nearly every batch, so the default 1,024 kernels grow the process by ~0.15 GiB over the
-    main job. Read once, at the first kernel: the entry point sets it before any work."""
-    if t.onednn_primitive_cache is not None:
-        os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(t.onednn_primitive_cache)
-
-
-def describe_machine() -> str:
-    """The CPU model, cores and bf16 units, as benchmarks print them beside their figures."""
-    model, flags = platform.processor(), ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line
-    except OSError:
-        pass
-    amx = "AMX" if "amx_bf16" in flags.split() else "no AMX"
-    avx512 = "AVX-512 bf16" if "avx512_bf16" in flags.split() else "no AVX-512 bf16"
-    return f"{model}, {os.cpu_count()} cores, {amx}, {avx512}"

@@ -17,8 +17,9 @@ from ..config import SSOConfig
 from ..data.records import read_records
 from ..models.device import device
 from ..models.loading import checkpoint_problem, load_checkpoint, load_policy
+from ..runtime.memory import release_memory
+from ..runtime.signals import raise_if_stopped
 from ..tracking.mlflow_run import RunLogger
-from ..training.heap import release_memory
 from ..training.objectives import generator_objective
 from .evaluate import evaluate, make_judge
 from .resume import Progress, open_progress, stage_key
@@ -30,7 +31,7 @@ from .stages import (
     train_on_pairs,
     usable_prompts,
 )
-from .tracked_run import raise_if_stopped, tracked_run
+from .tracked_run import tracked_run
 
 log = logging.getLogger(__name__)
 

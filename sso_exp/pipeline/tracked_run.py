@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -18,11 +16,11 @@ from ..config import SSOConfig
 from ..distributed import is_main
 from ..errors import SSOError, Stopped
 from ..models.device import autocast
+from ..runtime.signals import raise_if_stopped, stop_on_signals
 from ..tracking.mlflow_run import IdleLogger, RunLogger, start_run
 from ..tracking.provenance import data_files, provenance, provenance_tags
 from ..tracking.sweep import job_tags
 from ..tracking.tables import COLUMNS, Column, summary_table
-from ..training.heap import STOP_SIGNALS
 from .resume import Progress
 
 log = logging.getLogger(__name__)
@@ -60,41 +58,6 @@ def open_run(cfg: SSOConfig, run_dir: Path, progress: Optional[Progress]) -> Run
         logger.close("KILLED" if isinstance(err, (KeyboardInterrupt, Stopped)) else "FAILED")
         raise
     return logger
-
-
-_received: List[int] = []  # the stop signals this process got inside stop_on_signals
-
-
-def raise_if_stopped() -> None:
-    """Stopped, if a stop signal came whose exception never reached the run: raised inside
-    a finalizer (the cyclic collector runs them at any time), Python prints and drops it.
-    Called at every stage boundary and before a run is called finished."""
-    if _received:
-        raise Stopped(_received[0])
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Stopped wherever the work is (training included), or at the
-    next stage boundary where that exception was dropped; a second one while the run closes
-    acts as Python's default would."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        _received.append(signum)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Stopped(signum)
-
-    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
-        _received.clear()
 
 
 @contextmanager

@@ -34,7 +34,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..models.logprobs import causal_lm
-from .heap import trim_heap
+from ..runtime.memory import trim_heap
 
 
 class MasterWeights(pl.Callback):

@@ -21,8 +21,8 @@ from ..errors import ConfigError
 from ..models.loading import own_memory
 from ..models.logprobs import shares_prefixes
 from ..models.lora import add_lora, merge_lora
+from ..runtime.memory import release_memory, set_malloc
 from .callbacks import CompiledLayers, FreshCasts, MasterWeights, TrainingAttention, TrimmedHeap
-from .heap import release_memory, set_malloc
 from .objectives import Objective
 from .optim import build
 from .policy_module import SSOPolicyModule, mean_metrics, optimizer_steps

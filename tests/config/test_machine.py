@@ -69,11 +69,3 @@ def test_explicit_choices_are_kept_and_the_switch_pins_float32(cpu, monkeypatch)
     monkeypatch.setenv("SSO_EXP_AUTO", "off")
     t = machine.resolve(TrainerConfig())
     assert (t.precision, t.compile) == ("32-true", False)
-
-
-def test_the_onednn_kernel_cache_is_capped_unless_left_to_onednn(monkeypatch):
-    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")  # restored after the test
-    machine.limit_onednn_cache(TrainerConfig(onednn_primitive_cache=None))
-    assert machine.os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "1024"
-    machine.limit_onednn_cache(TrainerConfig(onednn_primitive_cache=64))
-    assert machine.os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"

@@ -12,7 +12,8 @@ from test_online import only_run
 
 from conftest import compose_cfg
 from sso_exp.errors import Stopped
-from sso_exp.pipeline.tracked_run import open_run, raise_if_stopped, stop_on_signals
+from sso_exp.pipeline.tracked_run import open_run
+from sso_exp.runtime.signals import raise_if_stopped, stop_on_signals
 
 
 def race_once(monkeypatch, error):

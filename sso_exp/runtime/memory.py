@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import signal
 import sys
-import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Iterator, Optional
+
+from .signals import deferred_stop_signals
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _libc():
@@ -61,29 +60,6 @@ def release_memory() -> bool:
     with deferred_stop_signals():
         gc.collect()
     return trim_heap()
-
-
-@contextmanager
-def deferred_stop_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM handled after the block, not in it: the collector runs
-    finalizers, and a handler's exception raised inside one is printed and dropped by
-    Python (the run would go on). Only the main thread handles signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: List[Tuple[int, Any]] = []
-    before = {s: signal.signal(s, lambda *got: pending.append(got)) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
-        for signum, frame in pending:
-            handler = before[signum]
-            if callable(handler):
-                handler(signum, frame)
-            elif handler != signal.SIG_IGN:
-                signal.raise_signal(signum)  # the default action
 
 
 def set_malloc(mmap_threshold_kb: Optional[int], trim_threshold_kb: Optional[int] = None) -> bool:

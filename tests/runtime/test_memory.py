@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sso_exp.config.training import MALLOPT_MAX_KB
-from sso_exp.training.heap import imports_frozen, release_memory, set_malloc
+from sso_exp.runtime.memory import imports_frozen, release_memory, set_malloc
 
 
 def test_unset_leaves_the_defaults():
@@ -23,7 +23,7 @@ def test_unset_leaves_the_defaults():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 def test_thresholds_are_applied_on_linux():
     code = (
-        "from sso_exp.training.heap import set_malloc; "
+        "from sso_exp.runtime.memory import set_malloc; "
         f"assert set_malloc(128) and set_malloc(32768, {MALLOPT_MAX_KB})"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -1,0 +1,70 @@
+"""SIGINT and SIGTERM end a run as Stopped, wherever the work is: raised in the handler,
+recorded in case Python drops that exception (inside a finalizer), and held back while the
+cyclic collector runs finalizers."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Tuple
+
+from ..errors import Stopped
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received: List[int] = []  # the stop signals this process got inside stop_on_signals
+
+
+def raise_if_stopped() -> None:
+    """Stopped, if a stop signal came whose exception never reached the run: raised inside
+    a finalizer (the cyclic collector runs them at any time), Python prints and drops it.
+    Called at every stage boundary and before a run is called finished."""
+    if _received:
+        raise Stopped(_received[0])
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Stopped wherever the work is (training included), or at the
+    next stage boundary where that exception was dropped; a second one while the run closes
+    acts as Python's default would."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        _received.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Stopped(signum)
+
+    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        _received.clear()
+
+
+@contextmanager
+def deferred_stop_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM handled after the block, not in it: the collector runs
+    finalizers, and a handler's exception raised inside one is printed and dropped by
+    Python (the run would go on). Only the main thread handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: List[Tuple[int, Any]] = []
+    before = {s: signal.signal(s, lambda *got: pending.append(got)) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for signum, frame in pending:
+            handler = before[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler != signal.SIG_IGN:
+                signal.raise_signal(signum)  # the default action
