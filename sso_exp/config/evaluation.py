@@ -19,9 +19,10 @@ ANNOTATORS = ("weighted", "pairwise")
 class PolicyJudgeConfig:
     """The model under evaluation judges (greedy replies)."""
 
-    _target_: str = "sso_exp.evaluation.judges.policy_judge"
-    _partial_: bool = True
-    max_new_tokens: int = 256
+    _target_: str = "sso_exp.evaluation.judges.policy_judge"  # the function that builds the judge
+    _partial_: bool = True  # Hydra builds a partial, completed with the model to judge with
+    max_new_tokens: int = 256  # reply budget where the task sets none
+    # conversations per `generate` call: eval.batch_size
     batch_size: int = "${..batch_size}"  # type: ignore[assignment]
 
 
@@ -29,25 +30,27 @@ class PolicyJudgeConfig:
 class OpenAIJudgeConfig:
     """An OpenAI-compatible chat-completions server, e.g. http://127.0.0.1:8000/v1."""
 
-    _target_: str = "sso_exp.evaluation.judges.openai_judge"
-    _partial_: bool = True
-    base_url: str = MISSING
-    model: str = MISSING
+    _target_: str = "sso_exp.evaluation.judges.openai_judge"  # the function that builds the judge
+    _partial_: bool = True  # Hydra builds a partial, completed with the model to judge with
+    base_url: str = MISSING  # the API root, e.g. http://127.0.0.1:8000/v1
+    model: str = MISSING  # the model name each request asks for
     api_key_env: Optional[str] = "OPENAI_API_KEY"  # the key is read from here, never logged
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    backoff_s: float = 1.0
-    max_tokens: int = 512
+    timeout_s: float = 60.0  # seconds each request may take
+    max_retries: int = 5  # retries of a transient failure (timeouts, 429, 5xx)
+    backoff_s: float = 1.0  # the first wait before a retry, doubled for each next one
+    max_tokens: int = 512  # reply budget where the task sets none
 
 
 @dataclass
 class RewardJudgeConfig:
     """A trained Bradley-Terry reward model (pairs only: it cannot grade MT-Bench)."""
 
-    _target_: str = "sso_exp.evaluation.judges.reward_judge"
-    _partial_: bool = True
-    checkpoint: Optional[str] = "${rm.checkpoint}"
+    _target_: str = "sso_exp.evaluation.judges.reward_judge"  # the function that builds the judge
+    _partial_: bool = True  # Hydra builds a partial, completed with the model to judge with
+    checkpoint: Optional[str] = "${rm.checkpoint}"  # the trained reward model's folder
+    # tokens per conversation; longer ones lose their start
     max_length: int = "${rm.max_length}"  # type: ignore[assignment]
+    # conversations per forward pass: eval.batch_size
     batch_size: int = "${..batch_size}"  # type: ignore[assignment]
 
 
@@ -58,7 +61,7 @@ JUDGES = {"policy": PolicyJudgeConfig, "openai": OpenAIJudgeConfig, "rm": Reward
 class SignalTaskConfig:
     """SSO's own labels (y+ over y-) under the judge, asked as `eval.alpaca.annotator` says."""
 
-    annotator: str = "weighted"
+    annotator: str = "weighted"  # how the judge is asked, as for eval.alpaca.annotator
 
     def __post_init__(self) -> None:
         require_choice(self.annotator, ANNOTATORS, "eval.signal.annotator")
@@ -70,9 +73,9 @@ class HumanPairsTaskConfig:
     prompt/chosen/rejected rows), asked exactly as signal accuracy asks it: how far to trust
     the judge that labels SSO's pairs."""
 
-    path: Optional[str] = "hh_helpful_test.jsonl"
-    limit: Optional[int] = 200
-    annotator: str = "weighted"
+    path: Optional[str] = "hh_helpful_test.jsonl"  # the human-labelled pairs
+    limit: Optional[int] = 200  # the file's first this many pairs; None: all
+    annotator: str = "weighted"  # how the judge is asked, as for eval.alpaca.annotator
 
     def __post_init__(self) -> None:
         require_choice(self.annotator, ANNOTATORS, "eval.human_pairs.annotator")
@@ -84,9 +87,9 @@ class AlpacaTaskConfig:
     most GPT-4 Turbo references are longer than 1,100 characters, and a cut answer loses
     and distorts the length-controlled rate (`<task>/budget_hits` counts the cut ones)."""
 
-    path: Optional[str] = "alpaca_eval_gpt4_turbo.jsonl"
-    limit: Optional[int] = 20
-    max_new_tokens: int = 2048
+    path: Optional[str] = "alpaca_eval_gpt4_turbo.jsonl"  # instructions with reference answers
+    limit: Optional[int] = 20  # the file's first this many instructions; None: all
+    max_new_tokens: int = 2048  # the policy's answer budget
     # AlpacaEval's df_gamed.csv (instruction difficulty, gamed baselines), which its LC win
     # rate needs; None: alpaca/lc_win_rate_approx, our GLM without the difficulty term
     difficulty_file: Optional[str] = None
@@ -105,12 +108,15 @@ class MTBenchTaskConfig:
     budget, its answer temperature per category (0: greedy), its judge budget, and its judge
     prompts where its prompts file is given (ours otherwise)."""
 
-    path: Optional[str] = "mt_bench_questions.jsonl"
+    path: Optional[str] = "mt_bench_questions.jsonl"  # the questions
+    # reference answers shown to the judge for math, reasoning and coding (where a question
+    # has none of its own)
     reference: Optional[str] = "mt_bench_reference_gpt4.jsonl"
     judge_prompts: Optional[str] = None  # a FastChat judge prompts file (docs/data.md)
-    limit: Optional[int] = 10
-    max_new_tokens: int = 1024
-    judge_max_new_tokens: int = 2048
+    limit: Optional[int] = 10  # the file's first this many questions; None: all
+    max_new_tokens: int = 1024  # the policy's answer budget per turn
+    judge_max_new_tokens: int = 2048  # the judge's budget per rating
+    # the policy's answer temperature per question category (0 or not named: greedy)
     temperatures: Dict[str, float] = field(
         default_factory=lambda: {
             "writing": 0.7,
@@ -129,9 +135,9 @@ class MTBenchTaskConfig:
 class GSM8KTaskConfig:
     """GSM8K test questions; room for the reasoning before the final number."""
 
-    path: Optional[str] = "gsm8k_test_1k.jsonl"
-    limit: Optional[int] = 50
-    max_new_tokens: int = 512
+    path: Optional[str] = "gsm8k_test_1k.jsonl"  # the test questions with their answers
+    limit: Optional[int] = 50  # the file's first this many questions; None: all
+    max_new_tokens: int = 512  # the policy's answer budget
 
 
 @dataclass
@@ -139,18 +145,19 @@ class EvalConfig:
     """docs/algorithm.md §7. File names are looked up as docs/data.md says. The answer
     budgets fit each benchmark on a GPU; the CPU demo in the README sets smaller ones."""
 
-    tasks: List[str] = field(default_factory=lambda: list(BENCHMARKS))
+    tasks: List[str] = field(default_factory=lambda: list(BENCHMARKS))  # the tasks to run
     judge: Any = MISSING  # an option of eval/judge: policy | openai | rm
     # eval/judge_model=<model option>: a fixed local model judges (eval/judge=policy) in place
     # of the evaluated policy, so every iteration and every run meets the same judge
     judge_model: Optional[ModelConfig] = None
     every_iteration: bool = False  # online runs: evaluate after each iteration
     policy: Optional[str] = None  # mode=eval: a saved policy folder; None: the model config
-    signal: SignalTaskConfig = field(default_factory=SignalTaskConfig)
+    signal: SignalTaskConfig = field(default_factory=SignalTaskConfig)  # signal accuracy
+    # the judge's accuracy on human-labelled pairs
     human_pairs: HumanPairsTaskConfig = field(default_factory=HumanPairsTaskConfig)
-    alpaca: AlpacaTaskConfig = field(default_factory=AlpacaTaskConfig)
-    mt_bench: MTBenchTaskConfig = field(default_factory=MTBenchTaskConfig)
-    gsm8k: GSM8KTaskConfig = field(default_factory=GSM8KTaskConfig)
+    alpaca: AlpacaTaskConfig = field(default_factory=AlpacaTaskConfig)  # AlpacaEval 2.0
+    mt_bench: MTBenchTaskConfig = field(default_factory=MTBenchTaskConfig)  # MT-Bench
+    gsm8k: GSM8KTaskConfig = field(default_factory=GSM8KTaskConfig)  # GSM8K accuracy
     batch_size: int = 8  # the policy's answers per `generate` call
 
     def __post_init__(self) -> None:
@@ -171,13 +178,13 @@ class RMConfig:
 
     sso: bool = True  # train on SSO pairs (data.pairs, or written by the generator/policy)
     mix: Optional[str] = None  # human pairs mixed in: HH transcripts or prompt/chosen/rejected
-    mix_limit: Optional[int] = None
+    mix_limit: Optional[int] = None  # rm.mix's first this many pairs; None: all
     eval: Optional[str] = None  # human-labelled pairs to evaluate on
-    eval_limit: Optional[int] = None
+    eval_limit: Optional[int] = None  # rm.eval's first this many pairs; None: all
     max_length: int = 512  # tokens per conversation; longer ones lose their start
-    lr: float = 1e-5
-    epochs: int = 1
-    batch_size: int = 4
+    lr: float = 1e-5  # the reward model's learning rate (in place of schedule.optimizer.lr)
+    epochs: int = 1  # passes over the reward model's training pairs
+    batch_size: int = 4  # pairs per training batch
     checkpoint: Optional[str] = None  # a trained reward model folder
     score_input: Optional[str] = None  # mode=rm_score: JSONL of prompt/response rows
 

@@ -13,42 +13,42 @@ from ..errors import require, require_choice
 
 @dataclass
 class FeatureConfig:
-    name: str = MISSING
-    good: str = MISSING
-    bad: str = MISSING
-    meaning: str = MISSING
-    good_principle: str = MISSING
-    bad_principle: str = MISSING
+    name: str = MISSING  # how the prompts and the policy's answers name the feature
+    good: str = MISSING  # its good side as an adjective: p+ opens "Your response should be ..."
+    bad: str = MISSING  # its bad side as an adjective, in p-
+    meaning: str = MISSING  # what it means, in the menu the policy picks features from
+    good_principle: str = MISSING  # the predefined principle of p+
+    bad_principle: str = MISSING  # the predefined principle of p-, mirroring the good one
 
 
 @dataclass
 class IdentifyExample:
-    query: str = MISSING
-    features: List[str] = MISSING
+    query: str = MISSING  # a few-shot query
+    features: List[str] = MISSING  # the feature names its answer gives
 
 
 @dataclass
 class PrincipleExample:
-    query: str = MISSING
-    feature: str = MISSING
-    good_principle: str = MISSING
-    bad_principle: str = MISSING
+    query: str = MISSING  # a few-shot query
+    feature: str = MISSING  # the feature its principles are about
+    good_principle: str = MISSING  # the good principle its answer gives
+    bad_principle: str = MISSING  # the bad principle its answer gives
 
 
 @dataclass
 class PrincipleConfig:
     """docs/algorithm.md §1. The texts (features, examples, secrecy) are the options'."""
 
-    num_features: int = 2
-    concision_prob: float = 0.2
-    concision_feature: str = "Concision"
-    secrecy: str = MISSING
-    features: List[FeatureConfig] = MISSING
-    identify_examples: List[IdentifyExample] = MISSING
+    num_features: int = 2  # features picked per query, from all but `concision_feature`
+    concision_prob: float = 0.2  # chance that a query's features get `concision_feature` too
+    concision_feature: str = "Concision"  # added only at random, never picked by the policy
+    secrecy: str = MISSING  # the closing line of p+ and p-: keep the principles to itself
+    features: List[FeatureConfig] = MISSING  # the features, each a mirrored good/bad pair
+    identify_examples: List[IdentifyExample] = MISSING  # few-shot examples of picking features
     identify_max_new_tokens: int = 24  # the comma-separated answer naming the features
     generate: bool = False  # the policy writes query-specific principles
-    generate_examples: List[PrincipleExample] = field(default_factory=list)
-    generate_max_new_tokens: int = 200
+    generate_examples: List[PrincipleExample] = field(default_factory=list)  # its few-shots
+    generate_max_new_tokens: int = 200  # token budget of one written pair (a JSON answer)
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
@@ -80,14 +80,14 @@ class GenerationConfig:
     (imported only when chosen; the policy's weights are pushed into it before every
     sampling stage). `backend` is the option chosen in the `generation` group."""
 
-    backend: str = "${hydra:runtime.choices.generation}"
-    temperature: float = 0.7
-    top_p: float = 0.8
+    backend: str = "${hydra:runtime.choices.generation}"  # the `generation` option chosen
+    temperature: float = 0.7  # sampling temperature
+    top_p: float = 0.8  # nucleus sampling: the smallest set of tokens with this probability
     max_new_tokens: int = 128  # y+, y-, y0
-    batch_size: int = 48  # prompts per `generate` call: 48 decodes ~19% faster than 24 (CPU)
+    batch_size: int = 48  # prompts per `generate` call (48 beat 24 on a CPU: bench_generate)
     nucleus_candidates: int = 256  # hf: top tokens searched for the nucleus first (exact)
-    vllm_gpu_memory_utilization: float = 0.4
-    vllm_dtype: str = "bfloat16"
+    vllm_gpu_memory_utilization: float = 0.4  # vllm: share of the GPU's memory it may take
+    vllm_dtype: str = "bfloat16"  # vllm: the engine's weight dtype
     # vLLM's sleep mode while training runs: 1 frees the KV cache and moves the engine's
     # weights to CPU memory, 0 keeps the engine awake
     vllm_sleep_level: int = 1
@@ -106,8 +106,8 @@ class FilterConfig:
     """docs/algorithm.md §3. `name` is the option chosen: string, or logprob (the string
     filter, then the log-prob filter)."""
 
-    name: str = "${hydra:runtime.choices.filter}"
-    min_chars: int = 8
+    name: str = "${hydra:runtime.choices.filter}"  # the `filter` option chosen
+    min_chars: int = 8  # a triple with an answer shorter than this (characters) is dropped
 
     def __post_init__(self) -> None:
         require_choice(self.name, ("string", "logprob"), "filter.name")

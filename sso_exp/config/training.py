@@ -19,15 +19,15 @@ ATTENTIONS = ("auto", "model", "sdpa", "eager")
 class LossConfig:
     """docs/algorithm.md §4; `name` is the base loss chosen in the `loss` group."""
 
-    name: str = "${hydra:runtime.choices.loss}"
+    name: str = "${hydra:runtime.choices.loss}"  # the `loss` option chosen
     beta: float = 0.1  # pref_beta
     use_g: bool = True  # the G term: the p and n pairs
-    g_beta: float = 0.1
+    g_beta: float = 0.1  # weight of the G term (l_p + l_n) and of its NLL terms under ftx
     use_w: bool = True  # the W weight
-    w_alpha: float = 0.5
+    w_alpha: float = 0.5  # W's weight on avglogp(y+|x); avglogp(y-|x) gets 1 - w_alpha
     w_detach: bool = False  # the authors let gradient flow through W
     ftx: float = 0.0  # NLL weight
-    simpo_gamma: float = 0.5
+    simpo_gamma: float = 0.5  # simpo: the target reward margin
 
     def __post_init__(self) -> None:
         require_choice(self.name, BASE_LOSSES, "loss.name")
@@ -41,11 +41,11 @@ class ObjectiveConfig:
     """v1: SSO (arXiv); v2: a generator trained with L+ + L- writes the pairs, the policy
     trains with the plain base loss (docs/algorithm.md §5). `name` is the option chosen."""
 
-    name: str = "${hydra:runtime.choices.objective}"
-    generator_loss: str = "dpo"
-    generator_beta: float = 0.1
-    gamma: float = 0.1
-    generator_lr: float = 5e-7
+    name: str = "${hydra:runtime.choices.objective}"  # the `objective` option chosen
+    generator_loss: str = "dpo"  # v2: the generator's base loss
+    generator_beta: float = 0.1  # v2: the beta of the generator's base loss
+    gamma: float = 0.1  # v2: weight of the NLL terms in L+ and L-
+    generator_lr: float = 5e-7  # v2: the generator's learning rate (the policy keeps its own)
 
     def __post_init__(self) -> None:
         require_choice(self.name, ("v1", "v2"), "objective.name")
@@ -56,20 +56,21 @@ class ObjectiveConfig:
 class OptimizerConfig:
     """Built by Hydra as a partial; the module gives it the parameters (and the fused flag)."""
 
-    _target_: str = "torch.optim.AdamW"
-    _partial_: bool = True
-    lr: float = 5e-6
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
-    weight_decay: float = 0.1
+    _target_: str = "torch.optim.AdamW"  # the optimizer class
+    _partial_: bool = True  # Hydra builds a partial, completed by the module
+    lr: float = 5e-6  # peak learning rate (after warmup)
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.95])  # Adam's beta1 and beta2
+    weight_decay: float = 0.1  # decoupled weight decay
 
 
 @dataclass
 class LRSchedulerConfig:
     """Built by Hydra as a partial; the module gives it the optimizer and the step count."""
 
+    # the schedule: linear warmup, then cosine decay to zero over each training run
     _target_: str = "sso_exp.training.optim.warmup_cosine"
-    _partial_: bool = True
-    warmup_ratio: float = 0.1
+    _partial_: bool = True  # Hydra builds a partial, completed by the module
+    warmup_ratio: float = 0.1  # share of a training run's optimizer steps spent warming up
 
 
 @dataclass
@@ -77,16 +78,16 @@ class ScheduleConfig:
     """Sized for the embedded model on a 2-core CPU (`make run`); schedule=paper is the
     authors'."""
 
-    iterations: int = 2
-    queries_per_iteration: int = 8
-    epochs: int = 1
-    batch_size: int = 2
-    grad_accum: int = 2
+    iterations: int = 2  # online: rounds of sampling pairs with the policy, then training it
+    queries_per_iteration: int = 8  # queries sampled per iteration (offline: in its one round)
+    epochs: int = 1  # passes over each iteration's pairs
+    batch_size: int = 2  # pairs per micro-batch, per device
+    grad_accum: int = 2  # micro-batches per optimizer step
     max_length: int = 1024  # tokens per prompt + response
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    lr_scheduler: LRSchedulerConfig = field(default_factory=LRSchedulerConfig)
+    max_grad_norm: float = 1.0  # gradients are clipped to this norm
+    seed: int = 42  # seeds sampling, shuffling and model initialisation (iteration k: + k)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)  # built by Hydra
+    lr_scheduler: LRSchedulerConfig = field(default_factory=LRSchedulerConfig)  # built by Hydra
 
     def __post_init__(self) -> None:
         for key in (
@@ -110,7 +111,7 @@ class ScheduleConfig:
 class ScoringConfig:
     """Log-probs without gradient: reference, on-policyness, the log-prob filter."""
 
-    batch_size: int = 24
+    batch_size: int = 24  # sequences per forward pass
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "scoring.batch_size", "must be >= 1")
@@ -122,8 +123,8 @@ class TrainerConfig:
     callbacks) and the memory levers of the SSO step."""
 
     accelerator: str = "cpu"  # cpu | gpu | auto
-    devices: Any = 1
-    num_nodes: int = 1
+    devices: Any = 1  # Lightning's devices: a count, a list of device ids, or auto
+    num_nodes: int = 1  # machines, each running `devices` processes
     # auto | ddp_spawn | deepspeed_stage_2 | a strategy built by Hydra from its _target_
     strategy: Any = "auto"
     # bf16-mixed: autocast over fp32 weights; bf16-true: bf16 weights, fp32 master copies
@@ -139,18 +140,20 @@ class TrainerConfig:
     gradient_checkpointing: bool = True  # keep layer inputs, recompute in backward
     compile: Any = "auto"  # true | false | auto: torch.compile the decoder layers in training
     # HF's attention kernel while training: model (the model's own) | sdpa | eager | auto:
-    # eager when compiled on a CPU (inductor fuses its matmuls and softmax, ~14% faster a
-    # step than sdpa's masked CPU kernel), else the model's. Sampling and scoring keep the
-    # model's (decoding is ~1.7x slower under eager)
+    # eager when compiled on a CPU (inductor fuses its matmuls and softmax, faster a step
+    # than sdpa's masked CPU kernel), else the model's. Sampling and scoring keep the
+    # model's (decoding is slower under eager)
     attention: str = "auto"
     # response positions per vocabulary projection (0: all at once); 256 rows of a 49k
     # vocabulary stay in a CPU's cache best (scripts/bench_head.py)
     logps_chunk: int = 256
-    # glibc's heap (training/heap.py), None: its default
+    # glibc's heap (runtime/memory.py): blocks from this size up are mapped afresh and given
+    # back when freed; None: glibc's adaptive default
     malloc_mmap_threshold_kb: Optional[int] = None
+    # free memory at the heap's top kept for reuse up to this size; None: glibc's default
     malloc_trim_threshold_kb: Optional[int] = None
-    # oneDNN kernels kept for reuse (config/machine.py; its own default 1024, which batches of
-    # ever new lengths fill with ~0.15 GiB over a job); None: leave oneDNN's setting
+    # oneDNN kernels kept for reuse (runtime/host.py; its own default 1024, which batches of
+    # ever new lengths keep filling through a job); None: leave oneDNN's setting
     onednn_primitive_cache: Optional[int] = 128
 
     @property
