@@ -20,26 +20,25 @@ from .training import TrainerConfig
 
 log = logging.getLogger(__name__)
 
-# Compiling SmolLM2-135M's decoder layers takes ~20 s with a cold cache on a 2-core AMX CPU
-# and saves ~2 s per bf16 micro-batch of the default schedule; the default main job's 8
-# took 132.0 s compiled against 122.6 s (scripts/measure_main_job.py): it pays from about
-# 20 micro-batches in one process.
+# Compiling the decoder layers costs its time once per process (tens of seconds on a CPU
+# with a cold cache) and each bf16 micro-batch wins some of it back: the default main job's
+# 8 ran slower compiled than not (scripts/measure_main_job.py); it pays from about 20.
 COMPILE_PAYS_FROM = 20
 
 
-def on_gpu(t: TrainerConfig) -> bool:
+def on_gpu(trainer_cfg: TrainerConfig) -> bool:
     import torch  # here, not at the top: a config that fails to compose exits in a second
 
-    return t.accelerator in ("gpu", "cuda") or (
-        t.accelerator == "auto" and torch.cuda.is_available()
+    return trainer_cfg.accelerator in ("gpu", "cuda") or (
+        trainer_cfg.accelerator == "auto" and torch.cuda.is_available()
     )
 
 
-def fast_bf16(t: TrainerConfig) -> Tuple[bool, str]:
+def fast_bf16(trainer_cfg: TrainerConfig) -> Tuple[bool, str]:
     """Whether bf16 matmuls run natively where training runs, and what says so."""
     import torch
 
-    if on_gpu(t):
+    if on_gpu(trainer_cfg):
         ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return ok, "GPU with bf16" if ok else "GPU without bf16"
     cpu = torch.cpu
@@ -50,34 +49,34 @@ def fast_bf16(t: TrainerConfig) -> Tuple[bool, str]:
     return False, "CPU without AMX or AVX-512 bf16"
 
 
-def has_compiler(t: TrainerConfig) -> bool:
+def has_compiler(trainer_cfg: TrainerConfig) -> bool:
     """torch.compile's backend can build kernels: Triton on a GPU, a C++ compiler on a CPU."""
-    if on_gpu(t):
+    if on_gpu(trainer_cfg):
         return importlib.util.find_spec("triton") is not None
     names = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
     return any(n and shutil.which(n) for n in names)
 
 
-def resolve(t: TrainerConfig, micro_batches: int = COMPILE_PAYS_FROM) -> TrainerConfig:
+def resolve(trainer_cfg: TrainerConfig, micro_batches: int = COMPILE_PAYS_FROM) -> TrainerConfig:
     """The trainer config with `auto` precision, compile and attention decided, logged.
     Several processes get bf16-mixed (bf16-true keeps fp32 master copies in one process);
     `micro_batches` is what the run plans to train in this process."""
-    if "auto" not in (t.precision, t.compile, t.attention):
-        return t
-    fast, why = fast_bf16(t)
-    compiler = has_compiler(t)
-    one = t.one_process
+    if "auto" not in (trainer_cfg.precision, trainer_cfg.compile, trainer_cfg.attention):
+        return trainer_cfg
+    fast, why = fast_bf16(trainer_cfg)
+    compiler = has_compiler(trainer_cfg)
+    one = trainer_cfg.one_process
     if os.environ.get("SSO_EXP_AUTO") == "off":
         fast, why = False, "SSO_EXP_AUTO=off"
-    precision = t.precision
+    precision = trainer_cfg.precision
     if precision == "auto":
         precision = ("bf16-true" if one else "bf16-mixed") if fast and compiler else "32-true"
-    compile_ = t.compile
+    compile_ = trainer_cfg.compile
     if compile_ == "auto":
         compile_ = fast and compiler and one and micro_batches >= COMPILE_PAYS_FROM
-    attention = t.attention
+    attention = trainer_cfg.attention
     if attention == "auto":  # inductor's eager attention beats sdpa's masked CPU kernel
-        attention = "eager" if compile_ is True and not on_gpu(t) else "model"
+        attention = "eager" if compile_ is True and not on_gpu(trainer_cfg) else "model"
     log.info(
         "trainer.precision=%s, trainer.compile=%s, trainer.attention=%s "
         "(%s, %s, %d planned micro-batches)",
@@ -88,4 +87,5 @@ def resolve(t: TrainerConfig, micro_batches: int = COMPILE_PAYS_FROM) -> Trainer
         "compiler found" if compiler else "no compiler",
         micro_batches,
     )
-    return dataclasses.replace(t, precision=precision, compile=compile_, attention=attention)
+    chosen = dict(precision=precision, compile=compile_, attention=attention)
+    return dataclasses.replace(trainer_cfg, **chosen)

@@ -23,7 +23,7 @@ MODES = ("online", "offline", "rm", "rm_score", "eval")
 class ModeConfig:
     """`name` is the option chosen in the `mode` group."""
 
-    name: str = "${hydra:runtime.choices.mode}"
+    name: str = "${hydra:runtime.choices.mode}"  # what the run does: the `mode` option chosen
     on_empty: str = "stop"  # what an iteration whose pairs were all dropped does
 
     def __post_init__(self) -> None:
@@ -36,7 +36,7 @@ class DataConfig:
     """Input files. A relative name is looked up in the working directory, then in the data
     folder `dir` (docs/data.md)."""
 
-    dir: str = "${oc.env:SSO_EXP_DATA,${hydra:runtime.cwd}/data}"
+    dir: str = "${oc.env:SSO_EXP_DATA,${hydra:runtime.cwd}/data}"  # the data folder
     prompts: Optional[str] = None  # JSONL with `prompt` or `instruction`; None: demo queries
     pairs: Optional[str] = None  # train on this file of SSO records (or human pairs) as it is
     # a query longer than this many tokens (or than the model's context less the answer
@@ -58,12 +58,12 @@ class TrackingConfig:
     finished stays on disk; the same command resumes) and `buffer` records the calls in the
     run folder and replays them when the server answers again (tracking/mlflow_run.py)."""
 
-    uri: str = MISSING
-    artifact_location: Optional[str] = None
-    experiment_name: str = "sso-exp"
+    uri: str = MISSING  # the MLflow store: a server's http(s) address or a sqlite:/// file
+    artifact_location: Optional[str] = None  # a new experiment's artifact store; None: MLflow's
+    experiment_name: str = "sso-exp"  # the MLflow experiment runs are logged under
     run_name: Optional[str] = None  # None: MLflow's random name (conf/config.yaml names runs)
-    retries: int = 2
-    timeout_s: int = 10
+    retries: int = 2  # tries of a tracking request after the first
+    timeout_s: int = 10  # seconds each tracking request may take
     on_error: str = "stop"  # stop | buffer
 
     def __post_init__(self) -> None:
@@ -74,21 +74,22 @@ class TrackingConfig:
 
 @dataclass
 class SSOConfig:
-    model: ModelConfig = MISSING
-    principle: PrincipleConfig = MISSING
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    filter: FilterConfig = field(default_factory=FilterConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    model: ModelConfig = MISSING  # the policy: the model trained, and by default the writer
+    principle: PrincipleConfig = MISSING  # the features whose principles steer the writer
+    generation: GenerationConfig = field(default_factory=GenerationConfig)  # sampling
+    filter: FilterConfig = field(default_factory=FilterConfig)  # which triples become pairs
+    loss: LossConfig = field(default_factory=LossConfig)  # the base loss, SSO's G and W terms
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # v1 or v2 (generator)
+    # iterations, batches, the optimizer and the learning-rate schedule
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    mode: ModeConfig = field(default_factory=ModeConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)  # log-probs without gradient
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # how training runs
+    mode: ModeConfig = field(default_factory=ModeConfig)  # what the run does
+    data: DataConfig = field(default_factory=DataConfig)  # input files
     generator: Optional[ModelConfig] = None  # offline data writer; None: the policy
-    rm: RMConfig = field(default_factory=RMConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    tracking: TrackingConfig = MISSING
+    rm: RMConfig = field(default_factory=RMConfig)  # Bradley-Terry reward models
+    eval: EvalConfig = field(default_factory=EvalConfig)  # evaluation tasks and their judge
+    tracking: TrackingConfig = MISSING  # where runs are tracked (MLflow)
     output_dir: Optional[str] = "${hydra:runtime.output_dir}"  # None only under --cfg
     resume: str = "auto"  # online runs: auto | never | <run folder> (pipeline/resume.py)
     optimized_metric: Optional[str] = None  # a summary-row key the job returns (hparams search)
@@ -117,7 +118,11 @@ def validate(cfg: DictConfig) -> SSOConfig:
     if "hydra" in cfg:  # present when composed with return_hydra_config (tests)
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SSOConfig), cfg))
-    s = config.schedule  # auto precision and compile, for this machine and schedule
-    planned = s.iterations * s.epochs * -(-s.queries_per_iteration // s.batch_size)
+    schedule = config.schedule  # auto precision and compile, for this machine and schedule
+    planned = (
+        schedule.iterations
+        * schedule.epochs
+        * -(-schedule.queries_per_iteration // schedule.batch_size)
+    )
     config.trainer = resolve(config.trainer, planned)
     return config

@@ -60,7 +60,7 @@ def forwards(pairs: Sequence[str]) -> List[List[str]]:
     """Which pairs share one forward: those under a principle (p, n) apart from those under
     the bare query (main). Their prompts are about as long (~200 tokens, against ~40), so
     their rows pad little together; one forward in place of two gives each weight two uses
-    to sum gradients over instead of three, and larger matmuls (~4% of a compiled step)."""
+    to sum gradients over instead of three, and larger matmuls."""
     bare = [p for p in pairs if SEQUENCES[f"{p}_chosen"][0] is None]
     steered = [p for p in pairs if p not in bare]
     return [group for group in (bare, steered) if group]
@@ -73,8 +73,8 @@ def collate(
     each pair's B chosen then B rejected sequences, pair after pair; with `share`, a
     record's chosen and rejected in one row, their prompt once. A short last batch of one
     record keeps a row per sequence: torch.compile specializes a dynamic size at 1, so a
-    one-row batch after wider ones recompiles the decoder layers (~14 s for 135M
-    parameters), where two rows cost one prompt's forward and backward."""
+    one-row batch after wider ones recompiles the decoder layers (seconds), where two
+    rows cost one prompt's forward and backward."""
     b = len(items)
     share = share and (b > 1 or batch_size == 1)
     batch: Dict = {"forwards": []}

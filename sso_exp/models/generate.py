@@ -2,11 +2,11 @@
 the prompts sorted by length so a batch wastes little on padding, with a progress bar.
 Sampling passes its nucleus sampler (built per batch, for the batch's rows) as a logits
 processor; judges and answers decode greedily. The KV cache is HF's static one, allocated
-once per batch: the default cache concatenates every layer's keys and values at every
-step, a fifth of a CPU decoding step with principle-long prompts (the sampling stage is
-~15% faster without it). It is not compiled: on CPU compiling it cost ~32 s and gained
-~4% a step. A start that all of a batch's prompts share (the features prompt's few-shot
-menu, ~325 of its ~347 tokens) is prefilled once and repeated into every row's cache.
+once per batch: the default cache concatenates every layer's keys and values at every step,
+a large share of a CPU decoding step with principle-long prompts. It is not compiled: on a
+CPU compiling it cost more than it gained in a stage. A start that all of a batch's prompts
+share (the features prompt's few-shot menu, ~325 of its ~347 tokens) is prefilled once and
+repeated into every row's cache.
 
 Under a bf16 autocast the model generates with bf16 copies of its float32 weights
 (models/device.py): autocast would otherwise keep a float32 static cache and cast its keys

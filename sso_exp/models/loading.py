@@ -202,8 +202,8 @@ def load_checkpoint(path: str | Path, cfg: ModelConfig):
 def own_memory(model: torch.nn.Module) -> None:
     """The trainable weights copied into this process's own memory. A loaded checkpoint's
     tensors are a copy-on-write map of its safetensors file, so the first in-place update
-    of the weights on a CPU (an optimizer's first step) faults in every 4 KiB page: 1.9 s
-    for SmolLM2-135M in float32, where this copy takes 0.2 s. Frozen weights (LoRA's base)
+    of the weights on a CPU (an optimizer's first step) faults in every 4 KiB page, one at
+    a time: several times slower than this one copy. Frozen weights (LoRA's base)
     are only read and stay mapped; tied weights stay tied (one Parameter). Not done at
     load: ranks sharing a node share the file's pages until then."""
     with torch.no_grad():

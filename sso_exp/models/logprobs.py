@@ -34,8 +34,7 @@ class HeadLogps(torch.autograd.Function):
     A call's chunks write their logits (and gradients) into one buffer, and the weight's
     gradient sums the chunks in place: a fresh [chunk, vocab] tensor per matmul is mapped
     and page-faulted afresh each time, as glibc maps every block above 32 MB, which cost
-    more than the matmul itself (scripts/bench_head.py: 45 against 20 ms for 512 rows of a
-    49k vocabulary in bf16 on a 2-core VM)."""
+    more than the matmul itself (scripts/bench_head.py measures it)."""
 
     @staticmethod
     def forward(

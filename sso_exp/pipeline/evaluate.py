@@ -21,6 +21,7 @@ from ..evaluation.judges import JudgeError
 from ..models.device import device
 from ..models.loading import load_checkpoint, load_policy
 from ..tracking.mlflow_run import RunLogger
+from .context import RunContext
 from .tracked_run import tracked_run
 
 log = logging.getLogger(__name__)
@@ -39,31 +40,33 @@ class JudgeFailed(SSOError):
     """The judge kept failing; the tasks finished before it are saved."""
 
 
-def make_judge(e: EvalConfig, model_cfg: ModelConfig, policy, tok, seed: int = 0):
+def make_judge(eval_cfg: EvalConfig, model_cfg: ModelConfig, policy, tok, seed: int = 0):
     """The judge an `eval/judge` option names, built by Hydra around the policy, or around
     the fixed model `eval.judge_model` names (loaded once, on the policy's device)."""
-    if e.judge_model is not None:
-        judge_model, judge_tok = load_policy(e.judge_model, seed)
-        return instantiate(e.judge)(judge_model.to(policy.device).eval(), judge_tok, e.judge_model)
-    return instantiate(e.judge)(policy, tok, model_cfg)
+    if eval_cfg.judge_model is not None:
+        judge_model, judge_tok = load_policy(eval_cfg.judge_model, seed)
+        return instantiate(eval_cfg.judge)(
+            judge_model.to(policy.device).eval(), judge_tok, eval_cfg.judge_model
+        )
+    return instantiate(eval_cfg.judge)(policy, tok, model_cfg)
 
 
-def _answering(task: Any, e: EvalConfig) -> Dict[str, int]:
+def _answering(task: Any, eval_cfg: EvalConfig) -> Dict[str, int]:
     """The policy's answers: the task's own token budget, the shared batch size."""
-    return {"max_new_tokens": task.max_new_tokens, "batch_size": e.batch_size}
+    return {"max_new_tokens": task.max_new_tokens, "batch_size": eval_cfg.batch_size}
 
 
-def _signal(model, tok, judge, e: EvalConfig, records):
-    return tasks.signal_accuracy(records, judge, e.signal.annotator) if records else None
+def _signal(model, tok, judge, eval_cfg: EvalConfig, records):
+    return tasks.signal_accuracy(records, judge, eval_cfg.signal.annotator) if records else None
 
 
-def _human_pairs(model, tok, judge, e: EvalConfig, records):
-    t = e.human_pairs
+def _human_pairs(model, tok, judge, eval_cfg: EvalConfig, records):
+    t = eval_cfg.human_pairs
     return tasks.human_pairs(judge, t.path, limit=t.limit, annotator=t.annotator)
 
 
-def _alpaca(model, tok, judge, e: EvalConfig, records):
-    t = e.alpaca
+def _alpaca(model, tok, judge, eval_cfg: EvalConfig, records):
+    t = eval_cfg.alpaca
     return tasks.alpaca_eval(
         model,
         tok,
@@ -72,12 +75,12 @@ def _alpaca(model, tok, judge, e: EvalConfig, records):
         limit=t.limit,
         difficulty_file=t.difficulty_file,
         annotator=t.annotator,
-        **_answering(t, e),
+        **_answering(t, eval_cfg),
     )
 
 
-def _mt_bench(model, tok, judge, e: EvalConfig, records):
-    t = e.mt_bench
+def _mt_bench(model, tok, judge, eval_cfg: EvalConfig, records):
+    t = eval_cfg.mt_bench
     return tasks.mt_bench(
         model,
         tok,
@@ -88,13 +91,13 @@ def _mt_bench(model, tok, judge, e: EvalConfig, records):
         judge_prompts=t.judge_prompts,
         judge_max_new_tokens=t.judge_max_new_tokens,
         temperatures=t.temperatures,
-        **_answering(t, e),
+        **_answering(t, eval_cfg),
     )
 
 
-def _gsm8k(model, tok, judge, e: EvalConfig, records):
-    t = e.gsm8k
-    return tasks.gsm8k(model, tok, t.path, limit=t.limit, **_answering(t, e))
+def _gsm8k(model, tok, judge, eval_cfg: EvalConfig, records):
+    t = eval_cfg.gsm8k
+    return tasks.gsm8k(model, tok, t.path, limit=t.limit, **_answering(t, eval_cfg))
 
 
 # one runner per task of config.evaluation.TASKS (test_evaluate checks they match)
@@ -108,26 +111,24 @@ RUNNERS = {
 
 
 def run_task(
-    task: str, model, tok, judge, e: EvalConfig, records: Optional[List[Dict]]
+    task: str, model, tok, judge, eval_cfg: EvalConfig, records: Optional[List[Dict]]
 ) -> Optional[tasks.TaskResult]:
-    return RUNNERS[task](model, tok, judge, e, records)
+    return RUNNERS[task](model, tok, judge, eval_cfg, records)
 
 
 def evaluate(
+    ctx: RunContext,
     model,
-    tok,
     judge,
-    e: EvalConfig,
     records: Optional[List[Dict]],
-    logger: RunLogger,
     step: int,
     out_dir: Path,
 ) -> Dict[str, float]:
     """Every configured task in turn; metrics logged at `step`, tables under out_dir."""
     metrics: Dict[str, float] = {}
-    for task in e.tasks:
+    for task in ctx.cfg.eval.tasks:
         try:
-            result = run_task(task, model, tok, judge, e, records)
+            result = run_task(task, model, ctx.tok, judge, ctx.cfg.eval, records)
         except JudgeError as err:
             raise JudgeFailed(
                 f"eval task '{task}': {err}; the tasks before it are saved in {out_dir} and MLflow"
@@ -135,14 +136,19 @@ def evaluate(
         if result is None:
             log.info("eval task 'signal' skipped: no SSO pairs to judge (set data.pairs)")
             continue
-        table = out_dir / f"eval_{task}.jsonl"
-        write_jsonl(result.rows, table)
-        folder = out_dir.name if out_dir.name.startswith("iter_") else None
-        logger.log_file(table, folder)
-        logger.log_table(result.rows, f"{folder + '/' if folder else ''}eval_{task}.json")
-        logger.log_iteration(step, result.metrics)
+        log_task(ctx.logger, task, result, step, out_dir)
         metrics.update(result.metrics)
     return metrics
+
+
+def log_task(logger: RunLogger, task: str, result, step: int, out_dir: Path) -> None:
+    """A task's per-item table to out_dir and MLflow, its metrics at `step`."""
+    table = out_dir / f"eval_{task}.jsonl"
+    write_jsonl(result.rows, table)
+    folder = out_dir.name if out_dir.name.startswith("iter_") else None
+    logger.log_file(table, folder)
+    logger.log_table(result.rows, f"{folder + '/' if folder else ''}eval_{task}.json")
+    logger.log_iteration(step, result.metrics)
 
 
 def run_eval(cfg: SSOConfig) -> List[Dict[str, float]]:
@@ -155,5 +161,6 @@ def run_eval(cfg: SSOConfig) -> List[Dict[str, float]]:
             model, tok = load_policy(cfg.model, cfg.schedule.seed)
         model.to(device(cfg.trainer))
         judge = make_judge(cfg.eval, cfg.model, model, tok, cfg.schedule.seed)
-        rows.append(evaluate(model, tok, judge, cfg.eval, records, logger, 1, run_dir))
+        ctx = RunContext(cfg, tok, logger, run_dir)
+        rows.append(evaluate(ctx, model, judge, records, 1, run_dir))
     return rows

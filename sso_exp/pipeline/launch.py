@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 SPAWNING = ("ddp_spawn", "ddp_notebook", "ddp_fork")  # ranks live inside `fit` only
 
 
-def fabric(t: TrainerConfig):
+def fabric(trainer_cfg: TrainerConfig):
     """Lightning Fabric sized like the Trainers, to start the ranks and their process group;
     what the machine cannot run is a ConfigError naming the trainer key."""
     from lightning_fabric import Fabric
@@ -29,19 +29,22 @@ def fabric(t: TrainerConfig):
 
     try:
         return Fabric(
-            accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy="ddp"
+            accelerator=trainer_cfg.accelerator,
+            devices=trainer_cfg.devices,
+            num_nodes=trainer_cfg.num_nodes,
+            strategy="ddp",
         )
     except (MisconfigurationException, RuntimeError, ValueError) as err:
         key = "trainer.accelerator" if "accelerator" in str(err).lower() else "trainer.devices"
         raise ConfigError(f"config key '{key}': {err}") from None
 
 
-def check_devices(t: TrainerConfig, processes: int) -> None:
+def check_devices(trainer_cfg: TrainerConfig, processes: int) -> None:
     """CPU ranks beyond the machine's cores would only slow each other down."""
     cores = os.cpu_count() or 1
-    if t.accelerator == "cpu" and processes > cores * t.num_nodes:
+    if trainer_cfg.accelerator == "cpu" and processes > cores * trainer_cfg.num_nodes:
         raise ConfigError(
-            f"config key 'trainer.devices': {t.devices} CPU processes per node, "
+            f"config key 'trainer.devices': {trainer_cfg.devices} CPU processes per node, "
             f"but this machine has {cores} cores"
         )
 
@@ -62,14 +65,14 @@ def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
     """Start (or join) the job's ranks when the trainer asks for several processes; all
     ranks then share rank 0's run folder. A no-op for one process and for the spawning
     strategies, whose ranks exist only while a Trainer fits."""
-    t = cfg.trainer
-    check_trainer(t)
-    if t.strategy_name in SPAWNING:
+    trainer_cfg = cfg.trainer
+    check_trainer(trainer_cfg)
+    if trainer_cfg.strategy_name in SPAWNING:
         return cfg
-    launcher = fabric(t)
+    launcher = fabric(trainer_cfg)
     if launcher.world_size == 1:
         return cfg
-    check_devices(t, launcher.world_size // t.num_nodes)
+    check_devices(trainer_cfg, launcher.world_size // trainer_cfg.num_nodes)
     torchrun = "TORCHELASTIC_RUN_ID" in os.environ
     started_by_lightning = not torchrun and int(os.environ.get("LOCAL_RANK", "0")) > 0
     if sweeping and not torchrun and "LOCAL_RANK" not in os.environ:

@@ -14,6 +14,7 @@ from ..config import SSOConfig
 from ..data.preferences import read_training_pairs
 from ..models.device import device
 from ..models.loading import load_policy
+from .context import RunContext
 from .stages import EmptyIteration, generate_pairs, train_on_pairs
 from .tracked_run import tracked_run
 
@@ -24,8 +25,9 @@ def run_offline(cfg: SSOConfig) -> List[Dict[str, float]]:
         pl.seed_everything(cfg.schedule.seed, workers=True, verbose=False)
         model, tok = load_policy(cfg.model, cfg.schedule.seed)
         model.to(device(cfg.trainer))
+        ctx = RunContext(cfg, tok, logger, run_dir)
         if records is None:
-            records, row = generate_pairs(cfg, model, tok, logger, run_dir)
+            records, row = generate_pairs(ctx, model)
         else:
             row = {"pairs/generated": len(records), "pairs/kept": len(records)}
             logger.log_file(Path(cfg.data.pairs), "iter_1")
@@ -33,5 +35,5 @@ def run_offline(cfg: SSOConfig) -> List[Dict[str, float]]:
         logger.log_iteration(1, row)
         if not records:
             raise EmptyIteration("the filter dropped every generated pair; nothing to train on")
-        rows.append({**row, **train_on_pairs(model, tok, records, cfg, logger, 1, run_dir)})
+        rows.append({**row, **train_on_pairs(ctx, model, records, 1)})
     return rows

@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import pytorch_lightning as pl
+from transformers import PreTrainedModel
 
 from ..config import SSOConfig
 from ..data.records import read_records
@@ -19,8 +20,8 @@ from ..models.device import device
 from ..models.loading import checkpoint_problem, load_checkpoint, load_policy
 from ..runtime.memory import release_memory
 from ..runtime.signals import raise_if_stopped
-from ..tracking.mlflow_run import RunLogger
 from ..training.objectives import generator_objective
+from .context import RunContext
 from .evaluate import evaluate, make_judge
 from .resume import Progress, open_progress, stage_key
 from .stages import (
@@ -36,32 +37,10 @@ from .tracked_run import tracked_run
 log = logging.getLogger(__name__)
 
 
-def sample_stage(
-    writer,
-    tok,
-    cfg: SSOConfig,
-    logger: RunLogger,
-    iteration: int,
-    queries: List[str],
-    run_dir: Path,
-    stem: str = "",
-) -> Dict[str, float]:
-    """The writer's pairs for this iteration, written and logged; returns the round's
-    figures. An empty round stops the run or is reported, as `mode.on_empty` says."""
-    it_dir = run_dir / f"iter_{iteration}"
-    rnd = sample_round(writer, tok, cfg, queries, iteration, it_dir, logger, stem)
-    prefix = stem.replace("_", "/")
-    stats = round_stats(rnd)
-    logger.log_iteration(iteration, {prefix + k: v for k, v in stats.items()})
-    if not rnd.kept:
-        msg = (
-            f"iteration {iteration}: the filter dropped all {len(rnd.generated)} pairs "
-            f"({dict(rnd.drops)}); the samples are in {it_dir / f'{stem}generated.jsonl'}"
-        )
-        if cfg.mode.on_empty == "stop":
-            raise EmptyIteration(msg + "; stopping (mode.on_empty=continue goes on)")
-        log.warning("%s; going on with the policy unchanged", msg)
-    return stats
+class Models(NamedTuple):
+    policy: PreTrainedModel
+    generator: Optional[PreTrainedModel]  # objective=v2: writes the policy's pairs
+    judge: Optional[Any]  # eval.every_iteration: judges each iteration's policy
 
 
 # Each stage's seed offset: its own random stream, the same whether resumed or not.
@@ -75,100 +54,92 @@ STAGE_SEEDS = {
 
 
 class Stages:
-    """An iteration's stages (sample, train, evaluate), each run once: a stage that finished
-    before a kill is skipped when the run is started again, and reports what it reported."""
+    """An iteration's stages, each run once: a stage that finished before a kill is skipped
+    when the run is started again, and reports what it reported."""
 
-    def __init__(self, progress: Progress, logger: RunLogger, iteration: int, seed: int):
-        self.progress, self.logger, self.iteration = progress, logger, iteration
-        self.seed = seed + iteration
+    def __init__(self, ctx: RunContext, iteration: int):
+        self.ctx, self.iteration = ctx, iteration
 
-    def run(self, name: str, work: Callable[[], Dict[str, float]]) -> Dict[str, float]:
-        """Each stage is seeded by itself, so a resumed stage does what it would have done."""
-        stage = stage_key(self.iteration, name)
-        if not self.progress.done(stage):
-            pl.seed_everything(self.seed + STAGE_SEEDS[name], workers=True, verbose=False)
-            self.progress.finish(stage, work(), self.logger.step_offset)
+    def run(self, name: str, step: Callable[..., Dict[str, float]], *args) -> Dict[str, float]:
+        """`step(ctx, iteration, *args)`, seeded by itself, so that a resumed stage does
+        what it would have done."""
+        stage, progress = stage_key(self.iteration, name), self.ctx.progress
+        if not progress.done(stage):
+            seed = self.ctx.cfg.schedule.seed + self.iteration + STAGE_SEEDS[name]
+            pl.seed_everything(seed, workers=True, verbose=False)
+            figures = step(self.ctx, self.iteration, *args)
+            progress.finish(stage, figures, self.ctx.logger.step_offset)
             release_memory()  # what the stage held (a Trainer, its optimizer) and glibc's heap
             raise_if_stopped()
-        return self.progress.stages[stage]
-
-
-def kept_pairs(run_dir: Path, iteration: int, stem: str = "") -> List[Dict]:
-    return read_records(run_dir / f"iter_{iteration}" / f"{stem}pairs.jsonl")
+        return progress.stages[stage]
 
 
 def run_iteration(
-    model,
-    tok,
-    cfg: SSOConfig,
-    logger: RunLogger,
-    iteration: int,
-    queries: List[str],
-    run_dir: Path,
-    progress: Progress,
-    generator=None,
-    judge=None,
+    ctx: RunContext, models: Models, iteration: int, queries: List[str]
 ) -> Dict[str, float]:
-    """Sample, filter, write, train, save (and evaluate, given a judge): one iteration's
-    row of the summary."""
-    stages = Stages(progress, logger, iteration, cfg.schedule.seed)
+    """One iteration (docs/algorithm.md §6): principles, sampling and the filter write the
+    round's pairs; the policy trains on them and is saved (then evaluated, given a judge).
+    Under v2 (§5) the generator first trains on pairs of its own, then writes the policy's.
+    Returns the iteration's row of the summary."""
+    stages = Stages(ctx, iteration)
     row: Dict[str, float] = {"iteration": iteration}
-    if generator is not None:  # v2: train the generator on its own pairs first
-        stats = stages.run(
-            "generator_sample",
-            lambda: sample_stage(
-                generator, tok, cfg, logger, iteration, queries, run_dir, "generator_"
-            ),
-        )
-        if not stats["pairs/kept"]:
+    writer = models.policy
+    if models.generator is not None:
+        writer = models.generator
+        own = stages.run("generator_sample", sample_pairs, writer, queries, "generator_")
+        if not own["pairs/kept"]:
             return row
-        row.update(
-            stages.run(
-                "generator_train",
-                lambda: train_on_pairs(
-                    generator,
-                    tok,
-                    kept_pairs(run_dir, iteration, "generator_"),
-                    cfg,
-                    logger,
-                    iteration,
-                    run_dir,
-                    generator_objective(cfg.objective),
-                    save_as="generator",
-                ),
-            )
-        )
-    row.update(
-        stages.run(
-            "sample",
-            lambda: sample_stage(generator or model, tok, cfg, logger, iteration, queries, run_dir),
-        )
-    )
+        row.update(stages.run("generator_train", train_generator, writer))
+    row.update(stages.run("sample", sample_pairs, writer, queries))
     if not row["pairs/kept"]:
         return row
-    kept = kept_pairs(run_dir, iteration)
-    row.update(
-        stages.run(
-            "train", lambda: train_on_pairs(model, tok, kept, cfg, logger, iteration, run_dir)
-        )
-    )
-    if judge is not None:
-        row.update(
-            stages.run(
-                "eval",
-                lambda: evaluate(
-                    model,
-                    tok,
-                    judge,
-                    cfg.eval,
-                    kept,
-                    logger,
-                    iteration,
-                    run_dir / f"iter_{iteration}",
-                ),
-            )
-        )
+    row.update(stages.run("train", train_policy, models.policy))
+    if models.judge is not None:
+        row.update(stages.run("eval", evaluate_policy, models.policy, models.judge))
     return row
+
+
+def sample_pairs(
+    ctx: RunContext, iteration: int, writer, queries: List[str], stem: str = ""
+) -> Dict[str, float]:
+    """The writer's pairs for this iteration (principles, sampling, filter), written and
+    logged; returns the round's figures. An empty round stops the run or is reported, as
+    `mode.on_empty` says."""
+    rnd = sample_round(ctx, writer, queries, iteration, stem)
+    stats = round_stats(rnd)
+    ctx.logger.log_iteration(iteration, {stem.replace("_", "/") + k: v for k, v in stats.items()})
+    if not rnd.kept:
+        generated = ctx.iteration_dir(iteration) / f"{stem}generated.jsonl"
+        msg = (
+            f"iteration {iteration}: the filter dropped all {len(rnd.generated)} pairs "
+            f"({dict(rnd.drops)}); the samples are in {generated}"
+        )
+        if ctx.cfg.mode.on_empty == "stop":
+            raise EmptyIteration(msg + "; stopping (mode.on_empty=continue goes on)")
+        log.warning("%s; going on with the policy unchanged", msg)
+    return stats
+
+
+def kept_pairs(ctx: RunContext, iteration: int, stem: str = "") -> List[Dict]:
+    return read_records(ctx.iteration_dir(iteration) / f"{stem}pairs.jsonl")
+
+
+def train_policy(ctx: RunContext, iteration: int, policy) -> Dict[str, float]:
+    """The policy trained on the iteration's pairs with the SSO loss, saved as iter_k/policy."""
+    return train_on_pairs(ctx, policy, kept_pairs(ctx, iteration), iteration)
+
+
+def train_generator(ctx: RunContext, iteration: int, generator) -> Dict[str, float]:
+    """v2: the generator trained on its own pairs with L+ + L-, saved as iter_k/generator."""
+    objective = generator_objective(ctx.cfg.objective)
+    records = kept_pairs(ctx, iteration, "generator_")
+    return train_on_pairs(ctx, generator, records, iteration, objective, save_as="generator")
+
+
+def evaluate_policy(ctx: RunContext, iteration: int, policy, judge) -> Dict[str, float]:
+    """The trained policy on the configured tasks, its tables in the iteration's folder."""
+    records = kept_pairs(ctx, iteration)
+    return evaluate(ctx, policy, judge, records, iteration, ctx.iteration_dir(iteration))
 
 
 def latest_checkpoint(progress: Progress, name: str, stage: str) -> Optional[Path]:
@@ -209,21 +180,18 @@ def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
     again with the same command goes on where it stopped (`resume`, pipeline/resume.py)."""
     progress = open_progress(cfg)
     verify_checkpoints(progress)
+    schedule = cfg.schedule
     with tracked_run(cfg, progress=progress) as (run_dir, logger, rows):
-        model, tok, generator = load_models(cfg, progress)
-        prompts = usable_prompts(cfg, model, tok, logger)
-        judge = (
-            make_judge(cfg.eval, cfg.model, model, tok, cfg.schedule.seed)
-            if cfg.eval.every_iteration
-            else None
-        )
-        for it in range(1, cfg.schedule.iterations + 1):
+        policy, tok, generator = load_models(cfg, progress)
+        ctx = RunContext(cfg, tok, logger, run_dir, progress)
+        prompts = usable_prompts(ctx, policy)
+        judge = None
+        if cfg.eval.every_iteration:
+            judge = make_judge(cfg.eval, cfg.model, policy, tok, schedule.seed)
+        models = Models(policy, generator, judge)
+        for iteration in range(1, schedule.iterations + 1):
             queries = iteration_queries(
-                prompts, cfg.schedule.queries_per_iteration, it, cfg.schedule.seed
+                prompts, schedule.queries_per_iteration, iteration, schedule.seed
             )
-            rows.append(
-                run_iteration(
-                    model, tok, cfg, logger, it, queries, run_dir, progress, generator, judge
-                )
-            )
+            rows.append(run_iteration(ctx, models, iteration, queries))
     return rows

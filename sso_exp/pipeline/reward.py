@@ -25,6 +25,7 @@ from ..tracking.mlflow_run import RunLogger
 from ..training.fit import make_trainer
 from ..training.optim import build
 from ..training.reward_module import RewardModule
+from .context import RunContext
 from .stages import generate_pairs
 from .tracked_run import tracked_run
 
@@ -49,7 +50,8 @@ def sso_pairs(cfg: SSOConfig, logger: RunLogger, run_dir: Path) -> List[Dict]:
     if cfg.data.pairs:
         return read_records(cfg.data.pairs)
     model, tok = load_policy(cfg.model, cfg.schedule.seed)
-    records, stats = generate_pairs(cfg, model.to(device(cfg.trainer)), tok, logger, run_dir)
+    ctx = RunContext(cfg, tok, logger, run_dir)
+    records, stats = generate_pairs(ctx, model.to(device(cfg.trainer)))
     logger.log_iteration(1, stats)
     return records
 
@@ -113,11 +115,11 @@ def run_rm(cfg: SSOConfig) -> List[Dict[str, float]]:
         rm, tok = load_reward_model(cfg.model, cfg.schedule.seed)
         encoded = [encode_pair(tok, p, cfg.rm.max_length) for p in pairs]
         trainer = make_trainer(cfg.trainer, cfg.schedule, logger, run_dir, cfg.rm.epochs)
-        s = cfg.schedule
+        schedule = cfg.schedule
         trainer.fit(
-            RewardModule(rm, build(s.optimizer), build(s.lr_scheduler), cfg.rm.lr),
+            RewardModule(rm, build(schedule.optimizer), build(schedule.lr_scheduler), cfg.rm.lr),
             conversation_loader(
-                encoded, cfg.rm.batch_size, tok.pad_token_id, shuffle=True, seed=s.seed
+                encoded, cfg.rm.batch_size, tok.pad_token_id, shuffle=True, seed=schedule.seed
             ),
         )
         save_model(rm, tok, run_dir / "reward_model")

@@ -8,12 +8,12 @@ import logging
 import math
 import random
 import time
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
-from ..config import SSOConfig
 from ..data.encoding import ON_POLICY, encode_records, fit_prompts
 from ..data.pairs import SeqLogps
 from ..data.records import load_prompts, write_jsonl
@@ -26,9 +26,9 @@ from ..models.logprobs import score_named
 from ..steering.filters import LOGPROB_RULES, STRING_RULES
 from ..steering.rounds import PairRound, Scorer, build_round
 from ..steering.sampling import make_sampler
-from ..tracking.mlflow_run import RunLogger
-from ..training.fit import fit
+from ..training.fit import FitSetup, ScoredPairs, fit
 from ..training.objectives import Objective, policy_objective
+from .context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,15 @@ class EmptyIteration(SSOError):
     """The filter dropped every pair of an iteration and `mode.on_empty=stop`."""
 
 
-def usable_prompts(cfg: SSOConfig, model, tok, logger: RunLogger) -> List[str]:
+def usable_prompts(ctx: RunContext, model) -> List[str]:
     """The prompts file's queries that fit the token budget (data.max_prompt_tokens, and
     the model's context less the answer budget); the others cut or dropped, counted as
     `prompts/<reason>` and logged."""
+    cfg = ctx.cfg
     context = getattr(model.config, "max_position_embeddings", None) or cfg.data.max_prompt_tokens
     budget = min(cfg.data.max_prompt_tokens, context - cfg.generation.max_new_tokens)
     prompts = load_prompts(cfg.data.prompts)
-    kept, counts = fit_prompts(tok, prompts, max(budget, 1), cfg.data.long_prompts)
+    kept, counts = fit_prompts(ctx.tok, prompts, max(budget, 1), cfg.data.long_prompts)
     if any(counts.values()):
         log.warning(
             "prompts over %d tokens: %s (data.long_prompts=%s)",
@@ -52,7 +53,7 @@ def usable_prompts(cfg: SSOConfig, model, tok, logger: RunLogger) -> List[str]:
             counts,
             cfg.data.long_prompts,
         )
-    logger.log_iteration(0, {f"prompts/{k}": v for k, v in counts.items()})
+    ctx.logger.log_iteration(0, {f"prompts/{k}": v for k, v in counts.items()})
     if not kept:
         raise DataError(
             f"{cfg.data.prompts}: all {len(prompts)} prompts are over {budget} tokens "
@@ -69,39 +70,38 @@ def iteration_queries(prompts: List[str], n: int, iteration: int, seed: int) -> 
     return [prompts[order[(start + i) % len(order)]] for i in range(n)]
 
 
-def record_scorer(model, tok, cfg: SSOConfig) -> Scorer:
+def record_scorer(ctx: RunContext, model) -> Scorer:
     """Log-probs of records' named sequences under `model`, without gradient."""
 
     def score(records: Sequence[Dict], names: Sequence[str]) -> Dict[str, SeqLogps]:
-        encoded = encode_records(tok, records, names, cfg.schedule.max_length)
-        return score_as_trained(model, tok, cfg, encoded)
+        return score_as_trained(ctx, model, encode(ctx, records, names))
 
     return score
 
 
-def score_as_trained(model, tok, cfg: SSOConfig, encoded) -> Dict[str, SeqLogps]:
+def encode(ctx: RunContext, records: Sequence[Dict], names: Sequence[str]):
+    return encode_records(ctx.tok, records, names, ctx.cfg.schedule.max_length)
+
+
+def score_as_trained(ctx: RunContext, model, encoded) -> Dict[str, SeqLogps]:
     """`score_named` with the weights as training computes with them (models/device.py)."""
+    cfg = ctx.cfg
     with trained_weights(model, cfg.trainer):
         return score_named(
-            model, encoded, tok.pad_token_id, cfg.scoring.batch_size, cfg.trainer.logps_chunk
+            model, encoded, ctx.tok.pad_token_id, cfg.scoring.batch_size, cfg.trainer.logps_chunk
         )
 
 
 def sample_round(
-    writer,
-    tok,
-    cfg: SSOConfig,
-    queries: Sequence[str],
-    iteration: int,
-    it_dir: Path,
-    logger: RunLogger,
-    stem: str = "",
+    ctx: RunContext, writer, queries: Sequence[str], iteration: int, stem: str = ""
 ) -> PairRound:
     """A round of pairs written by `writer` with the configured sampler and filters, its
     random streams named by (seed, iteration, stem); every triple and the kept pairs go to
-    it_dir, the pairs to MLflow too. `sampled/rank<r>` counts the sequences rank r sampled."""
+    the iteration's folder, the pairs to MLflow too. `sampled/rank<r>` counts the sequences
+    rank r sampled."""
+    cfg, it_dir = ctx.cfg, ctx.iteration_dir(iteration)
     seed = cfg.schedule.seed
-    sampler = make_sampler(writer, tok, cfg.generation, seed + iteration)
+    sampler = make_sampler(writer, ctx.tok, cfg.generation, seed + iteration)
     rnd = build_round(
         sampler,
         queries,
@@ -109,13 +109,13 @@ def sample_round(
         cfg.filter,
         cfg.generation.max_new_tokens,
         (seed, iteration, stem),
-        record_scorer(writer, tok, cfg),
+        record_scorer(ctx, writer),
     )
     rnd.stats.update({f"sampled/rank{r}": n for r, n in enumerate(gather(sampler.sampled))})
     write_jsonl(rnd.kept, it_dir / f"{stem}pairs.jsonl")
     write_jsonl(rnd.generated, it_dir / f"{stem}generated.jsonl")
-    logger.log_file(it_dir / f"{stem}pairs.jsonl", it_dir.name)
-    logger.log_table(rnd.kept, f"{it_dir.name}/{stem}pairs.json")
+    ctx.logger.log_file(it_dir / f"{stem}pairs.jsonl", it_dir.name)
+    ctx.logger.log_table(rnd.kept, f"{it_dir.name}/{stem}pairs.json")
     barrier()  # the other ranks read what rank 0 wrote
     return rnd
 
@@ -134,20 +134,19 @@ def round_stats(rnd: PairRound) -> Dict[str, float]:
     return stats
 
 
-def generate_pairs(cfg: SSOConfig, policy, tok, logger: RunLogger, run_dir: Path):
+def generate_pairs(ctx: RunContext, policy):
     """Offline pairs, written once into iter_1/ by the generator (the policy itself unless
     `generator` is set); returns the kept records and the round's figures."""
-    writer, wtok = (
-        (policy, tok) if cfg.generator is None else load_policy(cfg.generator, cfg.schedule.seed)
-    )
-    writer.to(policy.device)
-    queries = iteration_queries(
-        usable_prompts(cfg, writer, wtok, logger),
-        cfg.schedule.queries_per_iteration,
-        1,
-        cfg.schedule.seed,
-    )
-    rnd = sample_round(writer, wtok, cfg, queries, 1, run_dir / "iter_1", logger)
+    cfg = ctx.cfg
+    if cfg.generator is not None:
+        writer, tok = load_policy(cfg.generator, cfg.schedule.seed)
+        writer.to(policy.device)
+        ctx = replace(ctx, tok=tok)
+    else:
+        writer = policy
+    prompts = usable_prompts(ctx, writer)
+    queries = iteration_queries(prompts, cfg.schedule.queries_per_iteration, 1, cfg.schedule.seed)
+    rnd = sample_round(ctx, writer, queries, 1)
     return rnd.kept, round_stats(rnd)
 
 
@@ -172,68 +171,76 @@ def signal_stats(scores: Dict[str, Any], prefix: str = "") -> Dict[str, float]:
     return stats
 
 
+@contextmanager
+def timed(stats: Dict[str, float], key: str) -> Iterator[None]:
+    """The block's wall time in seconds, as stats[key] (`time/*_s` in MLflow)."""
+    clock = time.perf_counter()
+    yield
+    stats[key] = time.perf_counter() - clock
+
+
 def train_on_pairs(
+    ctx: RunContext,
     model,
-    tok,
     records: List[Dict],
-    cfg: SSOConfig,
-    logger: RunLogger,
     iteration: int,
-    run_dir: Path,
     objective: Optional[Objective] = None,
     save_as: str = "policy",
 ) -> Dict[str, float]:
     """Score the pairs under the model as it is (reference, on-policyness), train it on them
     (the policy objective unless told otherwise), save it to iter_<k>/<save_as>; returns
     the iteration's figures."""
-    objective = objective or policy_objective(cfg.loss, cfg.objective)
-    clock = time.perf_counter()
-    encoded = encode_records(tok, records, objective.sequences(), cfg.schedule.max_length)
-    scores = score_as_trained(model, tok, cfg, {n: encoded[n] for n in objective.scored()})
-    stats: Dict[str, float] = {f"time/{objective.prefix}scoring_s": time.perf_counter() - clock}
-    stats.update(signal_stats({n: scores[n] for n in ON_POLICY}, objective.prefix))
-    logger.log_iteration(iteration, stats)
-    clock = time.perf_counter()
-    metrics, steps = fit(
-        model,
-        tok.pad_token_id,
-        encoded,
-        scores,
-        objective,
-        cfg.schedule,
-        cfg.trainer,
-        cfg.model.lora,
-        logger,
-        iteration,
-        run_dir,
-    )
-    logger.step_offset += steps
-    train = {f"train/{k}": v for k, v in metrics.items()}
-    seen = len(records) * cfg.schedule.epochs  # pairs behind each accuracy: its interval
-    for key in [k for k in train if k.endswith("accuracies")]:
-        p = min(max(train[key], 0.0), 1.0)
-        train[f"{key}_se"] = math.sqrt(p * (1.0 - p) / seen)
-    train[f"time/{objective.prefix}training_s"] = time.perf_counter() - clock
+    objective = objective or policy_objective(ctx.cfg.loss, ctx.cfg.objective)
+    prefix = objective.prefix
+    stats: Dict[str, float] = {}
+    with timed(stats, f"time/{prefix}scoring_s"):
+        encoded = encode(ctx, records, objective.sequences())
+        scores = score_as_trained(ctx, model, {n: encoded[n] for n in objective.scored()})
+    pairs = ScoredPairs(encoded, scores, ctx.tok.pad_token_id)
+    stats.update(signal_stats({n: scores[n] for n in ON_POLICY}, prefix))
+    ctx.logger.log_iteration(iteration, stats)
+    train: Dict[str, float] = {}
+    with timed(train, f"time/{prefix}training_s"):
+        train.update(train_metrics(ctx, model, pairs, objective, iteration))
+    seen = len(records) * ctx.cfg.schedule.epochs  # pairs behind each accuracy
+    train.update(share_errors(train, seen))
     if torch.cuda.is_available():
         train["gpu/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-    clock = time.perf_counter()
-    train.update(preference_after(model, tok, encoded, scores, cfg, objective.prefix))
-    train[f"time/{objective.prefix}after_scoring_s"] = time.perf_counter() - clock
-    logger.log_iteration(iteration, train)
-    save_model(model, tok, run_dir / f"iter_{iteration}" / save_as)
+    with timed(train, f"time/{prefix}after_scoring_s"):
+        train.update(preference_after(ctx, model, pairs, prefix))
+    ctx.logger.log_iteration(iteration, train)
+    save_model(model, ctx.tok, ctx.iteration_dir(iteration) / save_as)
     return {**stats, **train}
 
 
-def preference_after(
-    model, tok, encoded, before: Dict[str, SeqLogps], cfg: SSOConfig, prefix: str
+def train_metrics(
+    ctx: RunContext, model, pairs: ScoredPairs, objective: Objective, iteration: int
 ) -> Dict[str, float]:
+    """`fit`, its means as `train/*`; the run's steps go on after its optimizer steps."""
+    cfg = ctx.cfg
+    setup = FitSetup(cfg.schedule, cfg.trainer, cfg.model.lora, ctx.logger, ctx.run_dir)
+    metrics, steps = fit(model, pairs, objective, setup, iteration)
+    ctx.logger.step_offset += steps
+    return {f"train/{k}": v for k, v in metrics.items()}
+
+
+def share_errors(train: Dict[str, float], seen: int) -> Dict[str, float]:
+    """Each accuracy's binomial standard error over the `seen` pairs behind it (`_se`)."""
+    errors = {}
+    for key in [k for k in train if k.endswith("accuracies")]:
+        p = min(max(train[key], 0.0), 1.0)
+        errors[f"{key}_se"] = math.sqrt(p * (1.0 - p) / seen)
+    return errors
+
+
+def preference_after(ctx: RunContext, model, pairs: ScoredPairs, prefix: str) -> Dict[str, float]:
     """What the trained model prefers on the pairs it was just trained on: the main pair's
     log-ratio margin against the model before training,
     log pi(y+)/pi_0(y+) - log pi(y-)/pi_0(y-), and the share of pairs where it is positive.
     The running `train/*accuracies` mix every step's model; this is the model saved."""
     names = ("main_chosen", "main_rejected")
-    after = score_as_trained(model, tok, cfg, {n: encoded[n] for n in names})
-    chosen, rejected = (after[n].sum - before[n].sum for n in names)
+    after = score_as_trained(ctx, model, {n: pairs.encoded[n] for n in names})
+    chosen, rejected = (after[n].sum - pairs.scores[n].sum for n in names)
     margin = (chosen - rejected).double()
     stats: Dict[str, float] = {}
     for key, values in (("margin", margin), ("accuracy", (margin > 0).double())):

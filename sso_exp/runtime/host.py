@@ -10,13 +10,13 @@ from pathlib import Path
 from ..config import TrainerConfig
 
 
-def limit_onednn_cache(t: TrainerConfig) -> None:
+def limit_onednn_cache(trainer_cfg: TrainerConfig) -> None:
     """oneDNN (torch's CPU matmuls) keeps a compiled kernel for every shape it meets, up to
     its cache's capacity; sampling, scoring and training meet a new sequence length with
-    nearly every batch, so the default 1,024 kernels grow the process by ~0.15 GiB over the
-    main job. Read once, at the first kernel: the entry point sets it before any work."""
-    if t.onednn_primitive_cache is not None:
-        os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(t.onednn_primitive_cache)
+    nearly every batch, so the default 1,024 kernels keep growing the process through a
+    job. Read once, at the first kernel: the entry point sets it before any work."""
+    if trainer_cfg.onednn_primitive_cache is not None:
+        os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(trainer_cfg.onednn_primitive_cache)
 
 
 def describe_machine() -> str:

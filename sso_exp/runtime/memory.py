@@ -1,8 +1,8 @@
 """glibc's heap, for speed or for peak memory on Linux. By default glibc serves blocks below
 an adaptive mmap threshold (it grows to 32 MB) from arenas it trims now and then, and maps
-bigger ones afresh each time, so a training step page-faults gigabytes (about 10% of a bf16
-step here). Two knobs: a low fixed mmap threshold gives every block above it back when
-freed (least RSS, slowest: +7 s a step at 128 KB); the 32 MB maximum with a high trim
+bigger ones afresh each time, so a training step page-faults gigabytes. Two knobs: a low
+fixed mmap threshold gives every block above it back when freed (least RSS, slowest: each
+step faults its pages in again); the 32 MB maximum with a high trim
 threshold keeps freed memory for reuse (fewest page faults).
 
 Between stages `release_memory` hands back what a stage left: a finished Trainer, its
@@ -43,10 +43,10 @@ def trim_heap() -> bool:
 
 @contextmanager
 def imports_frozen() -> Iterator[None]:
-    """The objects alive at its start (the libraries a run imports: ~0.6M objects for torch,
-    Lightning and MLflow) kept out of the cyclic collector's scans for the block, so each
-    collection, release_memory's and Python's own, walks only what the run made (a full
-    collection of the imports alone takes ~0.3 s on 2 cores)."""
+    """The objects alive at its start (the libraries a run imports: torch, Lightning and
+    MLflow make hundreds of thousands) kept out of the cyclic collector's scans for the
+    block, so each collection, release_memory's and Python's own, walks only what the run
+    made, not the imports again each time."""
     gc.freeze()
     try:
         yield

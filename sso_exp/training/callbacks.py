@@ -2,27 +2,26 @@
 and one that keeps autocast's cached casts from outliving the weights they were cast from.
 
 `MasterWeights` (trainer.precision=bf16-true): the model computes in bfloat16 while the
-optimizer updates float32 master copies, so small steps are not rounded away; at the end
-the model gets the masters back in the dtype it had (float32: exactly). The micro-batches'
+optimizer updates float32 master copies, so small steps are not rounded away; at the end the
+model gets the masters back in the dtype it had (float32: exactly). The micro-batches'
 gradients accumulate in bfloat16 on the model (as in Lightning's own bf16-true) and become
 the masters' float32 gradients just before clipping and the step: float32 gradients never
-sit beside the activations of a backward pass (0.5 GB less at the peak for 135M
-parameters). Lightning's own bf16-true would update the bf16 weights themselves and cast
-the batch (the reference log-probs) to bf16.
+sit beside the activations of a backward pass (a lower peak). Lightning's own bf16-true
+would update the bf16 weights themselves and cast the batch (the reference log-probs) to
+bf16.
 
 `TrimmedHeap` (glibc's default heap): a micro-batch frees hundreds of megabytes of
 activations and the step's float32 gradients, and glibc keeps much of it as free heap that
 the next phase, of other block sizes, cannot reuse: trimmed before each backward and after
-each step, the default main job peaks 0.2 GiB lower at no measurable cost.
+each step, the default main job peaks lower at no measurable cost.
 
-`CompiledLayers` (trainer.compile=true): torch.compile each decoder layer for the run,
-one graph shared by all layers, with dynamic sequence lengths; undone at the end, so
-sampling runs the plain layers. Python floats (the attention scale, the norm's epsilon)
-are compiled in as constants while it runs: as dynamic inputs they fail inductor's
-tensorifying pass and the whole layer is traced a second time (cold, 33.0 s against 26.2 s
-of SmolLM2's layer on 2 cores). Inductor's generic probes of the CPU's vector ISAs (a C++
-build and a dlopen per ISA, against toolchains older than torch's own) are skipped unless
-TORCHINDUCTOR_VEC_ISA_OK says otherwise: 7.6 s of a 30.0 s cold compile on 2 cores. Its
+`CompiledLayers` (trainer.compile=true): torch.compile each decoder layer for the run, one
+graph shared by all layers, with dynamic sequence lengths; undone at the end, so sampling
+runs the plain layers. Python floats (the attention scale, the norm's epsilon) are compiled
+in as constants while it runs: as dynamic inputs they fail inductor's tensorifying pass and
+the whole layer is traced a second time. Inductor's generic probes of the CPU's vector ISAs
+(a C++ build and a dlopen per ISA, against toolchains older than torch's own) are skipped
+unless TORCHINDUCTOR_VEC_ISA_OK says otherwise (a quarter of a cold compile on 2 cores). Its
 AMX and AVX-512 bf16 probes, which build with every flag the kernels use, still run."""
 
 from __future__ import annotations

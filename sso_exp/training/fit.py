@@ -4,8 +4,9 @@ callbacks built by Hydra), and `fit`, which trains a model on pairs already scor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, NamedTuple, Tuple
 
 import pytorch_lightning as pl
 import torch
@@ -29,53 +30,58 @@ from .policy_module import SSOPolicyModule, mean_metrics, optimizer_steps
 from .sharded import ShardedPolicyModule
 
 
-def callbacks(t: TrainerConfig) -> List[pl.Callback]:
+def callbacks(trainer_cfg: TrainerConfig) -> List[pl.Callback]:
     """The configured callbacks, and those the run needs: fresh autocast casts after every
     fit, a trimmed heap unless its thresholds are set (trainer=fast keeps it, for speed),
     fp32 master weights for bf16-true (ours: Lightning runs it as 32-true), compiled layers
     for trainer.compile, the training attention kernel for trainer.attention."""
-    built = [instantiate(c) for c in t.callbacks.values() if c is not None]
+    built = [instantiate(c) for c in trainer_cfg.callbacks.values() if c is not None]
     built.append(FreshCasts())
-    if t.malloc_trim_threshold_kb is None and t.malloc_mmap_threshold_kb is None:
+    if (
+        trainer_cfg.malloc_trim_threshold_kb is None
+        and trainer_cfg.malloc_mmap_threshold_kb is None
+    ):
         built.append(TrimmedHeap())
-    if t.precision == "bf16-true":
+    if trainer_cfg.precision == "bf16-true":
         built.append(MasterWeights())
-    if t.compile:
+    if trainer_cfg.compile:
         built.append(CompiledLayers())
-    if t.attention not in ("model", "auto"):
-        built.append(TrainingAttention(t.attention))
+    if trainer_cfg.attention not in ("model", "auto"):
+        built.append(TrainingAttention(trainer_cfg.attention))
     return built
 
 
-def hardware(t: TrainerConfig) -> Dict[str, Any]:
+def hardware(trainer_cfg: TrainerConfig) -> Dict[str, Any]:
     """The Trainer's accelerator, devices, nodes, strategy and precision (bf16-true is ours:
     Lightning runs it as 32-true)."""
     return {
-        "accelerator": t.accelerator,
-        "devices": t.devices,
-        "num_nodes": t.num_nodes,
-        "strategy": instantiate(t.strategy) if isinstance(t.strategy, dict) else t.strategy,
-        "precision": "32-true" if t.precision == "bf16-true" else t.precision,
+        "accelerator": trainer_cfg.accelerator,
+        "devices": trainer_cfg.devices,
+        "num_nodes": trainer_cfg.num_nodes,
+        "strategy": instantiate(trainer_cfg.strategy)
+        if isinstance(trainer_cfg.strategy, dict)
+        else trainer_cfg.strategy,
+        "precision": "32-true" if trainer_cfg.precision == "bf16-true" else trainer_cfg.precision,
     }
 
 
-def check_trainer(t: TrainerConfig) -> None:
+def check_trainer(trainer_cfg: TrainerConfig) -> None:
     """Build a Trainer as configured without running it, so that what Lightning refuses
     (FSDP on a CPU, a GPU the machine lacks, DeepSpeed not installed) stops the run before
     any work, naming the key."""
-    if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+    if trainer_cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
-            f"config key 'trainer.accelerator': '{t.accelerator}', but this machine has no "
-            "GPU that torch can use; on a CPU use trainer=default, or trainer=ddp for ranks"
+            f"config key 'trainer.accelerator': '{trainer_cfg.accelerator}', but this machine "
+            "has no GPU that torch can use; on a CPU use trainer=default, or trainer=ddp for ranks"
         )
-    if "fsdp" in t.strategy_name:
+    if "fsdp" in trainer_cfg.strategy_name:
         raise ConfigError(
-            f"config key 'trainer.strategy': '{t.strategy_name}' is Lightning's "
+            f"config key 'trainer.strategy': '{trainer_cfg.strategy_name}' is Lightning's "
             "FSDP1, which needs GPUs and keeps the model wrapped; use trainer=fsdp (FSDP2, "
             "whole weights gathered for sampling after every training)"
         )
     try:
-        pl.Trainer(**hardware(t), logger=False, enable_checkpointing=False)
+        pl.Trainer(**hardware(trainer_cfg), logger=False, enable_checkpointing=False)
     except (MisconfigurationException, ImportError, RuntimeError, ValueError) as err:
         text = str(err)
         key = next((k for k in ("strategy", "accelerator") if k in text.lower()), "devices")
@@ -83,65 +89,81 @@ def check_trainer(t: TrainerConfig) -> None:
 
 
 def make_trainer(
-    t: TrainerConfig, s: ScheduleConfig, logger: Logger, run_dir: Path, epochs: int
+    trainer_cfg: TrainerConfig, schedule: ScheduleConfig, logger: Logger, run_dir: Path, epochs: int
 ) -> pl.Trainer:
     """A Trainer for one training run; weights are saved as safetensors by the pipeline,
     so Lightning's own checkpoints are off."""
-    set_malloc(t.malloc_mmap_threshold_kb, t.malloc_trim_threshold_kb)
+    set_malloc(trainer_cfg.malloc_mmap_threshold_kb, trainer_cfg.malloc_trim_threshold_kb)
     return pl.Trainer(
-        **hardware(t),
+        **hardware(trainer_cfg),
         max_epochs=epochs,
-        accumulate_grad_batches=s.grad_accum,
-        gradient_clip_val=s.max_grad_norm,
+        accumulate_grad_batches=schedule.grad_accum,
+        gradient_clip_val=schedule.max_grad_norm,
         use_distributed_sampler=False,  # RankShards deals the ranks' batches
         logger=logger,
         log_every_n_steps=1,
         enable_checkpointing=False,
         enable_model_summary=False,
         default_root_dir=str(run_dir),
-        callbacks=callbacks(t),
+        callbacks=callbacks(trainer_cfg),
     )
+
+
+class ScoredPairs(NamedTuple):
+    """A round's encoded sequences, their log-probs under the model before training (the
+    reference, scoring's on-policyness) and the pad token their batches are padded with."""
+
+    encoded: Dict[str, List[Encoded]]
+    scores: Dict[str, SeqLogps]
+    pad_id: int
+
+
+@dataclass
+class FitSetup:
+    """How and where a training run goes: the config parts it uses, the logger its
+    metrics go to and the run folder (Lightning's root)."""
+
+    schedule: ScheduleConfig
+    trainer_cfg: TrainerConfig
+    lora: LoraSettings
+    logger: Logger
+    run_dir: Path
 
 
 def fit(
     model: PreTrainedModel,
-    pad_id: int,
-    encoded: Dict[str, List[Encoded]],
-    scores: Dict[str, SeqLogps],
+    pairs: ScoredPairs,
     objective: Objective,
-    schedule: ScheduleConfig,
-    trainer: TrainerConfig,
-    lora: LoraSettings,
-    logger: Logger,
+    setup: FitSetup,
     iteration: int,
-    run_dir: Path,
 ) -> Tuple[Dict[str, float], int]:
     """Train on the pairs (in place; LoRA adapters are merged back); returns the training
     metrics' means over the run and the optimizer steps taken."""
-    s = schedule
-    reference = scores if objective.needs_reference else None
+    schedule, trainer_cfg = setup.schedule, setup.trainer_cfg
+    reference = pairs.scores if objective.needs_reference else None
     data = loader(
-        PairDataset(encoded, objective.pairs, reference),
-        s.batch_size,
-        pad_id,
+        PairDataset(pairs.encoded, objective.pairs, reference),
+        schedule.batch_size,
+        pairs.pad_id,
         shuffle=True,
-        seed=s.seed + iteration,
+        seed=schedule.seed + iteration,
         share=shares_prefixes(model),
     )
-    trained = add_lora(model, lora) if lora.enabled else model
+    trained = add_lora(model, setup.lora) if setup.lora.enabled else model
     release_memory()  # the scoring's heap, before the optimizer state is allocated
-    pl_trainer = make_trainer(trainer, s, logger, run_dir, s.epochs)
-    kind = ShardedPolicyModule if trainer.sharded else SSOPolicyModule
-    module = kind(trained, objective, build(s.optimizer), build(s.lr_scheduler), trainer)
-    if pl_trainer.strategy.root_device.type == "cpu":
+    trainer = make_trainer(trainer_cfg, schedule, setup.logger, setup.run_dir, schedule.epochs)
+    kind = ShardedPolicyModule if trainer_cfg.sharded else SSOPolicyModule
+    optimizer, lr_scheduler = build(schedule.optimizer), build(schedule.lr_scheduler)
+    module = kind(trained, objective, optimizer, lr_scheduler, trainer_cfg)
+    if trainer.strategy.root_device.type == "cpu":
         own_memory(trained)
     try:
-        pl_trainer.fit(module, data)
+        trainer.fit(module, data)
     finally:
         if trained is not model:
             merge_lora(trained)
-        model.to(pl_trainer.strategy.root_device)  # Lightning's teardown moved it to the CPU
-    result = mean_metrics(pl_trainer), optimizer_steps(pl_trainer)
-    del pl_trainer, module
+        model.to(trainer.strategy.root_device)  # Lightning's teardown moved it to the CPU
+    result = mean_metrics(trainer), optimizer_steps(trainer)
+    del trainer, module
     release_memory()  # the Trainer's cycles hold the optimizer state: gone before scoring
     return result

@@ -41,13 +41,13 @@ def policy_objective(loss: LossConfig, objective: ObjectiveConfig) -> Objective:
     return Objective(partial(sso_loss, loss), pair_names(loss.use_g), loss.name in NEEDS_REFERENCE)
 
 
-def generator_objective(o: ObjectiveConfig) -> Objective:
+def generator_objective(objective_cfg: ObjectiveConfig) -> Objective:
     """v2's data generator: L+ on the p pair and L- on the n pair, each with NLL."""
-    base = LossConfig(name=o.generator_loss, beta=o.generator_beta)
+    base = LossConfig(name=objective_cfg.generator_loss, beta=objective_cfg.generator_beta)
     return Objective(
-        partial(generator_loss, base, o.gamma),
+        partial(generator_loss, base, objective_cfg.gamma),
         ["p", "n"],
         base.name in NEEDS_REFERENCE,
-        o.generator_lr,
+        objective_cfg.generator_lr,
         prefix="generator/",
     )

@@ -38,13 +38,13 @@ class SSOPolicyModule(pl.LightningModule):
         objective: Objective,
         optimizer: Callable,
         lr_scheduler: Callable,
-        trainer: TrainerConfig,
+        trainer_cfg: TrainerConfig,
     ):
         super().__init__()
         self.model, self.objective = model, objective
         self.make_optimizer, self.make_scheduler = optimizer, lr_scheduler
-        self.checkpointing = trainer.gradient_checkpointing
-        self.logps = dict(chunk=trainer.logps_chunk, compiled=trainer.compile)
+        self.checkpointing = trainer_cfg.gradient_checkpointing
+        self.logps = dict(chunk=trainer_cfg.logps_chunk, compiled=trainer_cfg.compile)
 
     def on_fit_start(self) -> None:
         self.model.train()  # from_pretrained and sampling leave it in eval mode

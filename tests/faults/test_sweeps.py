@@ -37,7 +37,8 @@ def start_sweep(tmp_path, *overrides):
 
 def test_two_sweeps_started_together_complete_apart(tmp_path):
     (tmp_path / "sweeps").mkdir()
-    mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").create_experiment("sso-exp")
+    store = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")  # artifacts under tmp_path
+    store.create_experiment("sso-exp", artifact_location=(tmp_path / "art").as_uri())
     a = start_sweep(
         tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss.beta=0.5,0.6"
     )

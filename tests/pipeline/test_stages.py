@@ -10,7 +10,9 @@ from sso_exp.data.packing import alone
 from sso_exp.data.pairs import SeqLogps
 from sso_exp.data.records import make_record
 from sso_exp.models.logprobs import score_named, sequence_logps
+from sso_exp.pipeline.context import RunContext
 from sso_exp.pipeline.stages import preference_after, signal_stats
+from sso_exp.training.fit import ScoredPairs
 
 NAMES = ["main_chosen", "main_rejected"]
 
@@ -24,7 +26,8 @@ def test_the_preference_after_training_is_the_margin_against_the_model_before(ti
     ]
     encoded = encode_records(tok, records, NAMES, 256)
     before = score_named(model, encoded, tok.pad_token_id, 4)
-    unchanged = preference_after(model, tok, encoded, before, cfg, "")
+    ctx = RunContext(cfg, tok, logger=None, run_dir=tmp_path)
+    unchanged = preference_after(ctx, model, ScoredPairs(encoded, before, tok.pad_token_id), "")
     assert unchanged["after/margin"] == 0 and unchanged["after/accuracy"] == 0  # no tie wins
 
     chosen, rejected = (alone(encoded[n], tok.pad_token_id) for n in NAMES)
@@ -38,7 +41,8 @@ def test_the_preference_after_training_is_the_margin_against_the_model_before(ti
     margin = (after["main_chosen"].sum - before["main_chosen"].sum) - (
         after["main_rejected"].sum - before["main_rejected"].sum
     )
-    learnt = preference_after(model, tok, encoded, before, cfg, "generator/")
+    pairs = ScoredPairs(encoded, before, tok.pad_token_id)
+    learnt = preference_after(ctx, model, pairs, "generator/")
     assert learnt["generator/after/accuracy"] == (margin > 0).double().mean().item() == 1.0
     assert abs(learnt["generator/after/margin"] - margin.double().mean().item()) < 1e-3
     assert learnt["generator/after/margin_se"] > 0

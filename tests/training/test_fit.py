@@ -13,7 +13,7 @@ from sso_exp.models.device import autocast
 from sso_exp.models.loading import load_policy
 from sso_exp.models.logprobs import score_named
 from sso_exp.tracking.mlflow_run import start_run
-from sso_exp.training.fit import fit
+from sso_exp.training.fit import FitSetup, ScoredPairs, fit
 from sso_exp.training.objectives import generator_objective, policy_objective
 
 RECORDS = [
@@ -47,19 +47,9 @@ def train(tmp_path, *overrides):
         scores = score_named(
             model, {n: encoded[n] for n in objective.scored()}, tok.pad_token_id, 8
         )
-    metrics, steps = fit(
-        model,
-        tok.pad_token_id,
-        encoded,
-        scores,
-        objective,
-        cfg.schedule,
-        cfg.trainer,
-        cfg.model.lora,
-        logger,
-        1,
-        tmp_path,
-    )
+    pairs = ScoredPairs(encoded, scores, tok.pad_token_id)
+    setup = FitSetup(cfg.schedule, cfg.trainer, cfg.model.lora, logger, tmp_path)
+    metrics, steps = fit(model, pairs, objective, setup, 1)
     logger.step_offset += steps  # as the pipeline does
     logger.close("FINISHED")
     return metrics, logger, model
