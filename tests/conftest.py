@@ -17,6 +17,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import compile_cache  # noqa: F401  (before torch: a compile cache of the session's own)
 import forkserver
 import pytest
 import torch
