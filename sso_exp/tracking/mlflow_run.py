@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -25,10 +24,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..config import SSOConfig, TrackingConfig, flatten
 from ..errors import ConfigError, SSOError
+from .buffer import append_calls, read_calls
 
 log = logging.getLogger(__name__)
 
-BUFFER_FILE = "tracking_buffer.pkl"
+BUFFER_FILE = "tracking_buffer.jsonl"
 # the client's calls that only record: buffered while the server is away (reads cannot be)
 RECORDS = {
     "log_batch",
@@ -117,8 +117,7 @@ class RunLogger(MLFlowLogger):
     def record(self, name: str, args: tuple, kwargs: dict) -> None:
         if self.buffer is None:
             return None
-        with self.buffer.open("ab") as fh:
-            pickle.dump((name, args, kwargs), fh)
+        append_calls(self.buffer, [(name, args, kwargs)])
         return None
 
     def replay(self) -> None:
@@ -126,7 +125,7 @@ class RunLogger(MLFlowLogger):
         kept (and the run goes on buffering) while it does not."""
         if self.buffer is None or not self.buffer.is_file():
             return
-        calls = read_buffer(self.buffer)
+        calls = read_calls(self.buffer)
         client = MlflowClient(self.tracking.uri)  # every buffered call names its run
         self.down = False
         for i, (name, args, kwargs) in enumerate(calls):
@@ -135,9 +134,7 @@ class RunLogger(MLFlowLogger):
             except DOWN as err:
                 self.down = True
                 rest = self.buffer.with_suffix(".tmp")
-                with rest.open("wb") as fh:
-                    for call in calls[i:]:
-                        pickle.dump(call, fh)
+                append_calls(rest, calls[i:], mode="w")
                 os.replace(rest, self.buffer)
                 log.warning("tracking still away (%s); %d calls kept", err, len(calls) - i)
                 return
@@ -241,17 +238,6 @@ class Guarded:
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         return lambda *args, **kwargs: self._logger.call(name, args, kwargs)
-
-
-def read_buffer(path: Path) -> List[tuple]:
-    """The buffered calls; a last one cut short by a kill is dropped."""
-    calls = []
-    with path.open("rb") as fh:
-        while True:
-            try:
-                calls.append(pickle.load(fh))
-            except (EOFError, pickle.UnpicklingError):
-                return calls
 
 
 def http_budget(tracking: TrackingConfig) -> None:

@@ -12,6 +12,7 @@ import mlflow
 import pytest
 
 from conftest import ROOT, TINY_ARGS, free_port, mlflow_server, run_module
+from sso_exp.tracking.mlflow_run import BUFFER_FILE
 
 pytestmark = pytest.mark.slow  # long: `make test` starts these files first
 
@@ -88,7 +89,7 @@ def test_buffer_goes_on_and_replays_when_the_server_is_back(tmp_path):
     port = free_port()
     rc, out, _ = run_until_server_stops(tmp_path, port, "tracking.on_error=buffer")
     assert rc == 0, out[-3000:]
-    assert (tmp_path / "run/tracking_buffer.pkl").is_file()
+    assert (tmp_path / "run" / BUFFER_FILE).is_file()
     assert (tmp_path / "run/iter_2/pairs.jsonl").is_file()
     with mlflow_server(tmp_path, port) as url:
         proc = run_module("sso_exp.tracking.replay", str(tmp_path / "run"))
@@ -96,4 +97,4 @@ def test_buffer_goes_on_and_replays_when_the_server_is_back(tmp_path):
         client, run = the_run(url)
         assert run.info.status == "FINISHED"
         assert len(client.get_metric_history(run.info.run_id, "pairs/kept")) == 2
-        assert not (tmp_path / "run/tracking_buffer.pkl").exists()
+        assert not (tmp_path / "run" / BUFFER_FILE).exists()
