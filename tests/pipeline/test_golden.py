@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from conftest import TINY_ARGS, run_cli
 
@@ -77,23 +78,23 @@ def test_seeded_tiny_run_matches_the_pinned_one(tmp_path):
 
 
 def test_a_flipped_pair_is_within_the_count_and_two_are_not():
-    def check(key, got, want):
-        runs = [{"pairs/kept": [[1, 4.0]], key.removesuffix("_se"): [[1, v]]} for v in (got, want)]
+    def check(key, got, want, shares=(0.5, 0.5)):
+        """`key` at step 1, in two runs of 4 kept pairs whose share behind an `_se` is given."""
+        share = "train/rewards/accuracies"
+        runs = [{"pairs/kept": [[1, 4.0]], share: [[1, v]]} for v in shares]
         check_history(key, [[1, got]], [[1, want]], *runs)
 
     check("rewards/accuracies", 0.5, 0.0)  # a step's batch of 2: one pair flipped
     check("train/rewards/accuracies", 0.5, 0.25)  # an iteration's 4 kept pairs
-    check("train/rewards/accuracies_se", 0.25, 0.22)  # follows its share, checked above
+    check("train/rewards/accuracies_se", 0.25, 0.22, (0.5, 0.25))  # its share moved: not pinned
     for key, got, want in (
         ("rewards/accuracies", 1.0, 0.0),
         ("train/rewards/accuracies", 0.75, 0.25),
+        ("train/rewards/accuracies_se", 0.25, 0.22),  # the same share: pinned
         ("loss", 30.0, 30.1),
     ):
-        try:
+        with pytest.raises(AssertionError):
             check(key, got, want)
-        except AssertionError:
-            continue
-        raise AssertionError(f"{key}: {got} against {want} passed")
 
 
 # Re-pin after a change meant to alter behaviour (say why in the commit):
