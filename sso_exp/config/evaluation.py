@@ -10,9 +10,10 @@ from omegaconf import MISSING
 from ..errors import require, require_choice
 from .model import ModelConfig
 
-TASKS = ("signal", "human_pairs", "alpaca", "mt_bench", "gsm8k")
+TASKS = ("signal", "human_pairs", "alpaca", "mt_bench", "gsm8k", "ifeval")
 BENCHMARKS = ("signal", "alpaca", "mt_bench", "gsm8k")  # eval.tasks' default
 ANNOTATORS = ("weighted", "pairwise")
+SCHEDULES = ("every", "ends")
 
 
 @dataclass
@@ -54,7 +55,22 @@ class RewardJudgeConfig:
     batch_size: int = "${..batch_size}"  # type: ignore[assignment]
 
 
-JUDGES = {"policy": PolicyJudgeConfig, "openai": OpenAIJudgeConfig, "rm": RewardJudgeConfig}
+@dataclass
+class VerifierJudgeConfig:
+    """IFEval's checker judges pairs written under verifiable principles (principle=verifiable):
+    exact verdicts, no model asked; it judges the `signal` task only."""
+
+    _target_: str = "sso_exp.evaluation.verifier.verifier_judge"  # builds the judge
+    _partial_: bool = True  # Hydra builds a partial, completed with the model (unused)
+
+
+JUDGES = {
+    "policy": PolicyJudgeConfig,
+    "openai": OpenAIJudgeConfig,
+    "rm": RewardJudgeConfig,
+    "verifier": VerifierJudgeConfig,
+}
+VERIFIER_TASKS = ("signal", "gsm8k", "ifeval")  # the tasks that need no LLM judge
 
 
 @dataclass
@@ -141,6 +157,26 @@ class GSM8KTaskConfig:
 
 
 @dataclass
+class IFEvalTaskConfig:
+    """IFEval computed by lm-evaluation-harness (its `ifeval` task, checker and metrics) on
+    the data folder's prompts, the policy answering greedily in its chat template."""
+
+    path: Optional[str] = "ifeval_input_data.jsonl"  # IFEval's 541 prompts (docs/data.md)
+    limit: Optional[int] = None  # the file's first this many prompts; None: all
+    max_gen_toks: int = 1280  # the answer budget (the harness's own for ifeval)
+    batch_size: int = 32  # the harness's generation batch
+    # online runs with eval.every_iteration: after every iteration (every), or only before
+    # training and after the last iteration (ends: a benchmark of minutes per evaluation)
+    schedule: str = "every"
+
+    def __post_init__(self) -> None:
+        require_choice(self.schedule, SCHEDULES, "eval.ifeval.schedule")
+        require(self.limit is None or self.limit >= 1, "eval.ifeval.limit", "must be >= 1")
+        require(self.max_gen_toks >= 1, "eval.ifeval.max_gen_toks", "must be >= 1")
+        require(self.batch_size >= 1, "eval.ifeval.batch_size", "must be >= 1")
+
+
+@dataclass
 class EvalConfig:
     """docs/algorithm.md §7. File names are looked up as docs/data.md says. The answer
     budgets fit each benchmark on a GPU; the CPU demo in the README sets smaller ones."""
@@ -150,7 +186,9 @@ class EvalConfig:
     # eval/judge_model=<model option>: a fixed local model judges (eval/judge=policy) in place
     # of the evaluated policy, so every iteration and every run meets the same judge
     judge_model: Optional[ModelConfig] = None
-    every_iteration: bool = False  # online runs: evaluate after each iteration
+    # online runs: evaluate before training (the tasks that need no pairs) and after each
+    # iteration
+    every_iteration: bool = False
     policy: Optional[str] = None  # mode=eval: a saved policy folder; None: the model config
     signal: SignalTaskConfig = field(default_factory=SignalTaskConfig)  # signal accuracy
     # the judge's accuracy on human-labelled pairs
@@ -158,6 +196,7 @@ class EvalConfig:
     alpaca: AlpacaTaskConfig = field(default_factory=AlpacaTaskConfig)  # AlpacaEval 2.0
     mt_bench: MTBenchTaskConfig = field(default_factory=MTBenchTaskConfig)  # MT-Bench
     gsm8k: GSM8KTaskConfig = field(default_factory=GSM8KTaskConfig)  # GSM8K accuracy
+    ifeval: IFEvalTaskConfig = field(default_factory=IFEvalTaskConfig)  # IFEval (lm_eval)
     batch_size: int = 8  # the policy's answers per `generate` call
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@ and which triples become pairs (`filter`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
@@ -36,6 +36,34 @@ class PrincipleExample:
 
 
 @dataclass
+class ConstraintConfig:
+    """One side of a verifiable feature: an instruction of IFEval's registry, checked by the
+    checker lm-evaluation-harness ships for it."""
+
+    id: str = MISSING  # an instruction id of IFEval's registry, e.g. punctuation:no_comma
+    # its arguments (all of them); a value "$name" is the family's argument drawn per query
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    negate: bool = False  # holds where the checker says the instruction is not followed
+    # the principle's text, "{name}" filled with the drawn arguments; None: the checker's own
+    # description (a negated checker needs a text: IFEval describes only the instruction)
+    text: Optional[str] = None
+
+
+@dataclass
+class VerifiableFamilyConfig:
+    """A verifiable feature: a good constraint and a bad one no response can satisfy both."""
+
+    name: str = MISSING  # the feature's name in p+/p-, in the records and in the metrics
+    good: str = MISSING  # its good side as an adjective: p+ opens "Your response should be ..."
+    bad: str = MISSING  # its bad side as an adjective, in p-
+    # the arguments drawn per query from its random stream: name -> a list to choose from,
+    # {low, high} (an integer in [low, high]) or {sample: k, from: [...]} (k distinct items)
+    draw: Dict[str, Any] = field(default_factory=dict)
+    good_constraint: ConstraintConfig = field(default_factory=ConstraintConfig)  # p+ asks it
+    bad_constraint: ConstraintConfig = field(default_factory=ConstraintConfig)  # p- asks it
+
+
+@dataclass
 class PrincipleConfig:
     """docs/algorithm.md §1. The texts (features, examples, secrecy) are the options'."""
 
@@ -49,6 +77,10 @@ class PrincipleConfig:
     generate: bool = False  # the policy writes query-specific principles
     generate_examples: List[PrincipleExample] = field(default_factory=list)  # its few-shots
     generate_max_new_tokens: int = 200  # token budget of one written pair (a JSON answer)
+    # principle=verifiable: features whose principles a program checks (IFEval's
+    # instructions); `num_features` of them are drawn per query from its random stream, in
+    # place of the policy's feature identification
+    verifiable: List[VerifiableFamilyConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
@@ -67,10 +99,34 @@ class PrincipleConfig:
         for ex in self.identify_examples:
             bad = [n for n in ex.features if n not in names]
             require(not bad, "principle.identify_examples", f"unknown features {bad}")
+        self.check_verifiable()
         require(
             not self.generate or bool(self.generate_examples),
             "principle.generate_examples",
             "principle.generate needs few-shot examples",
+        )
+
+    def check_verifiable(self) -> None:
+        """The families' shape; their instruction ids and arguments are checked against
+        IFEval's registry at start-up (steering/verifiable.py)."""
+        if not self.verifiable:
+            return
+        names = [f.name for f in self.verifiable]
+        require(len(set(names)) == len(names), "principle.verifiable", "duplicate family names")
+        require(
+            1 <= self.num_features <= len(names),
+            "principle.num_features",
+            f"must be in [1, {len(names)}] (the verifiable families)",
+        )
+        require(
+            not self.generate,
+            "principle.generate",
+            "verifiable principles are the checker's instructions; the policy cannot write them",
+        )
+        require(
+            self.concision_prob == 0,
+            "principle.concision_prob",
+            "must be 0 with verifiable principles (Concision is not verifiable)",
         )
 
 

@@ -67,6 +67,7 @@ FILE_KEYS = (
     "eval.mt_bench.reference",
     "eval.mt_bench.judge_prompts",
     "eval.gsm8k.path",
+    "eval.ifeval.path",
 )
 
 

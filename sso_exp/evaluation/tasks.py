@@ -32,6 +32,7 @@ from .fastchat import FastChatPrompts
 from .gsm8k import exact_match, gsm8k_prompt, predicted_answer, reference_answer
 from .judges import PolicyBackend
 from .judges.llm import Message, rate_prompt
+from .verifier import Verifier, agreement, verified_metrics, verify
 from .winrate import alpaca_eval_lc, length_controlled_win_rate, win_rate
 
 log = logging.getLogger(__name__)
@@ -423,15 +424,26 @@ def signal_accuracy(
     records: Sequence[Dict[str, Any]], judge: Any, annotator: str = "weighted"
 ) -> TaskResult:
     """How often the judge agrees with SSO's own label, preferring y+ (`chosen`) over y-
-    (`rejected`): the mean preference in percent, a tie counting half."""
+    (`rejected`): the mean preference in percent, a tie counting half. Pairs written under
+    verifiable principles are also judged by the checker (evaluation/verifier.py), and the
+    judge's agreement with it reported; the verifier judge alone asks no model."""
     for n, rec in enumerate(records, 1):
         missing = [
             k for k in ("instruction", "chosen", "rejected") if not isinstance(rec.get(k), str)
         ]
         if missing:
             raise DataError(f"record {n}: lacks the text fields {missing}")
+    verified = isinstance(judge, Verifier) or any("constraints" in r for r in records)
+    rows = verify(records) if verified else []
+    if isinstance(judge, Verifier):
+        return TaskResult(verified_metrics(rows), rows)
     items = [(r["instruction"], r["chosen"], r["rejected"]) for r in records]
-    return _agreement("signal", items, judge, annotator)
+    result = _agreement("signal", items, judge, annotator)
+    if verified:
+        prefs = [row["preference"] for row in result.rows]
+        result.metrics.update({**verified_metrics(rows), **agreement(prefs, rows)})
+        result.rows = [{**row, "preference": p} for row, p in zip(rows, prefs)]
+    return result
 
 
 def human_pairs(

@@ -17,6 +17,7 @@ from ..data.preferences import read_training_pairs
 from ..data.records import write_jsonl
 from ..errors import SSOError
 from ..evaluation import tasks
+from ..evaluation.ifeval import ifeval
 from ..evaluation.judges import JudgeError
 from ..models.device import device
 from ..models.loading import load_checkpoint, load_policy
@@ -33,6 +34,8 @@ EVAL_COLUMNS = (
     ("AE LC (approx.)", "alpaca/lc_win_rate_approx", "{:.1f}"),
     ("MT-Bench", "mt_bench/score", "{:.2f}"),
     ("GSM8K", "gsm8k/exact_match", "{:.1f}"),
+    ("verified signal", "signal/verified_accuracy", "{:.1f}"),
+    ("IFEval strict", "ifeval/prompt_level_strict_acc", "{:.1f}"),
 )
 
 
@@ -100,6 +103,12 @@ def _gsm8k(model, tok, judge, eval_cfg: EvalConfig, records):
     return tasks.gsm8k(model, tok, t.path, limit=t.limit, **_answering(t, eval_cfg))
 
 
+def _ifeval(model, tok, judge, eval_cfg: EvalConfig, records):
+    t = eval_cfg.ifeval
+    gen = {"max_gen_toks": t.max_gen_toks, "batch_size": t.batch_size}
+    return ifeval(model, tok, t.path, limit=t.limit, gen=gen)
+
+
 # one runner per task of config.evaluation.TASKS (test_evaluate checks they match)
 RUNNERS = {
     "signal": _signal,
@@ -107,6 +116,7 @@ RUNNERS = {
     "alpaca": _alpaca,
     "mt_bench": _mt_bench,
     "gsm8k": _gsm8k,
+    "ifeval": _ifeval,
 }
 
 
@@ -114,6 +124,13 @@ def run_task(
     task: str, model, tok, judge, eval_cfg: EvalConfig, records: Optional[List[Dict]]
 ) -> Optional[tasks.TaskResult]:
     return RUNNERS[task](model, tok, judge, eval_cfg, records)
+
+
+def due(cfg: SSOConfig, task: str, step: int) -> bool:
+    """Whether an online run evaluates `task` at iteration `step` (0: before training): a
+    task on the `ends` schedule only before training and after the last iteration."""
+    schedule = getattr(getattr(cfg.eval, task), "schedule", "every")
+    return cfg.mode.name != "online" or schedule == "every" or step in (0, cfg.schedule.iterations)
 
 
 def evaluate(
@@ -127,6 +144,8 @@ def evaluate(
     """Every configured task in turn; metrics logged at `step`, tables under out_dir."""
     metrics: Dict[str, float] = {}
     for task in ctx.cfg.eval.tasks:
+        if not due(ctx.cfg, task, step):
+            continue
         try:
             result = run_task(task, model, ctx.tok, judge, ctx.cfg.eval, records)
         except JudgeError as err:
@@ -134,7 +153,7 @@ def evaluate(
                 f"eval task '{task}': {err}; the tasks before it are saved in {out_dir} and MLflow"
             ) from None
         if result is None:
-            log.info("eval task 'signal' skipped: no SSO pairs to judge (set data.pairs)")
+            log.info("eval task 'signal' skipped: no SSO pairs to judge here")
             continue
         log_task(ctx.logger, task, result, step, out_dir)
         metrics.update(result.metrics)

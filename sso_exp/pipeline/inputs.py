@@ -9,14 +9,21 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 from ..config import SSOConfig
-from ..config.evaluation import PolicyJudgeConfig, RewardJudgeConfig
+from ..config.evaluation import (
+    VERIFIER_TASKS,
+    PolicyJudgeConfig,
+    RewardJudgeConfig,
+    VerifierJudgeConfig,
+)
 from ..data.files import with_located
 from ..data.preferences import read_training_pairs
 from ..data.records import load_prompts, read_records
 from ..distributed import first_process
 from ..errors import ConfigError
 from ..evaluation.judges import check_reward_checkpoint
+from ..evaluation.verifier import constraints_of
 from ..models.loading import check_available, checkpoint_problem
+from ..steering.verifiable import check_families
 from ..tracking.mlflow_run import check_tracking
 from ..training.objectives import policy_objective
 from .reward import read_scoring_rows
@@ -27,6 +34,7 @@ TASK_FILES = {
     "alpaca": ("eval.alpaca.path", "eval.alpaca.difficulty_file"),
     "mt_bench": ("eval.mt_bench.path", "eval.mt_bench.reference", "eval.mt_bench.judge_prompts"),
     "gsm8k": ("eval.gsm8k.path",),
+    "ifeval": ("eval.ifeval.path",),
 }
 MODE_FILES = {
     "online": ("data.prompts",),
@@ -51,6 +59,10 @@ def needed_files(cfg: SSOConfig) -> List[str]:
 def check_eval(cfg: SSOConfig) -> None:
     if cfg.eval.judge_model is not None:
         check_judge_model(cfg)
+    if isinstance(cfg.eval.judge, VerifierJudgeConfig):
+        check_verifier(cfg)
+    if "ifeval" in cfg.eval.tasks and cfg.mode.name in ("online", "offline"):
+        check_ifeval_apart(cfg)
     if not isinstance(cfg.eval.judge, RewardJudgeConfig):
         return
     check_reward_checkpoint(cfg.eval.judge.checkpoint)
@@ -58,6 +70,35 @@ def check_eval(cfg: SSOConfig) -> None:
         raise ConfigError(
             "config key 'eval.tasks': a reward model cannot grade MT-Bench "
             "answers 1-10; drop mt_bench or use eval/judge=policy|openai"
+        )
+
+
+def check_verifier(cfg: SSOConfig) -> None:
+    """The checker judges pairs with verifiable constraints, and nothing else."""
+    others = [t for t in cfg.eval.tasks if t not in VERIFIER_TASKS]
+    if others:
+        raise ConfigError(
+            f"config key 'eval.tasks': eval/judge=verifier cannot judge {others} (it checks "
+            f"the constraints of SSO pairs); keep {list(VERIFIER_TASKS)} or choose an LLM judge"
+        )
+    writes = cfg.mode.name in ("online", "offline") and not cfg.data.pairs
+    if "signal" in cfg.eval.tasks and writes and not cfg.principle.verifiable:
+        raise ConfigError(
+            "config key 'eval.judge': eval/judge=verifier needs pairs written under verifiable "
+            "principles; add principle=verifiable"
+        )
+    if "signal" in cfg.eval.tasks and cfg.data.pairs:
+        constraints_of(read_records(cfg.data.pairs))
+
+
+def check_ifeval_apart(cfg: SSOConfig) -> None:
+    """The training queries are never IFEval's prompts."""
+    asked = {p.strip() for p in load_prompts(cfg.eval.ifeval.path)}
+    shared = [p for p in load_prompts(cfg.data.prompts) if p in asked]
+    if shared:
+        raise ConfigError(
+            f"config key 'data.prompts': {len(shared)} of its prompts are IFEval prompts "
+            f"({cfg.eval.ifeval.path}); training on them would void the benchmark"
         )
 
 
@@ -73,6 +114,8 @@ def check_judge_model(cfg: SSOConfig) -> None:
 def check_online(cfg: SSOConfig) -> None:
     load_prompts(cfg.data.prompts)
     check_available(cfg.model)
+    if cfg.principle.verifiable:
+        check_families(cfg.principle)
 
 
 def check_offline(cfg: SSOConfig) -> None:
@@ -89,6 +132,8 @@ def check_offline(cfg: SSOConfig) -> None:
         load_prompts(cfg.data.prompts)
         if cfg.generator is not None:
             check_available(cfg.generator)
+        if cfg.principle.verifiable:
+            check_families(cfg.principle)
     check_available(cfg.model)
 
 

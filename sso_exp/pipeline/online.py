@@ -142,6 +142,12 @@ def evaluate_policy(ctx: RunContext, iteration: int, policy, judge) -> Dict[str,
     return evaluate(ctx, policy, judge, records, iteration, ctx.iteration_dir(iteration))
 
 
+def evaluate_before(ctx: RunContext, iteration: int, policy, judge) -> Dict[str, float]:
+    """The untrained policy (iteration 0) on the tasks that need no pairs: the baseline
+    every later iteration is compared with."""
+    return evaluate(ctx, policy, judge, None, iteration, ctx.iteration_dir(iteration))
+
+
 def latest_checkpoint(progress: Progress, name: str, stage: str) -> Optional[Path]:
     """iter_<k>/<name> of the last iteration whose `stage` finished (a resumed run)."""
     last = progress.last_iteration(stage)
@@ -189,6 +195,10 @@ def run_online(cfg: SSOConfig) -> List[Dict[str, float]]:
         if cfg.eval.every_iteration:
             judge = make_judge(cfg.eval, cfg.model, policy, tok, schedule.seed)
         models = Models(policy, generator, judge)
+        if judge is not None:
+            rows.append(
+                {"iteration": 0, **Stages(ctx, 0).run("eval", evaluate_before, policy, judge)}
+            )
         for iteration in range(1, schedule.iterations + 1):
             queries = iteration_queries(
                 prompts, schedule.queries_per_iteration, iteration, schedule.seed

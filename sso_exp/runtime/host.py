@@ -37,3 +37,10 @@ def describe_machine() -> str:
     avx512 = "AVX-512 bf16" if "avx512_bf16" in flags.split() else "no AVX-512 bf16"
     isa = torch.backends.cpu.get_cpu_capability()
     return f"{model}, {os.cpu_count()} cores, {isa} kernels, {amx}, {avx512}"
+
+
+def offline_hub() -> None:
+    """The hub is never asked at run time (lm-evaluation-harness loads its tasks' data and
+    metrics through `datasets` and `evaluate`): they read only what is on disk."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")

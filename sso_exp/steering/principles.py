@@ -4,7 +4,8 @@ The policy itself names the crucial features (few-shot prompt, comma-separated a
 we keep the valid names, shuffle, take `num_features`, fill up at random, and add
 Concision with probability `concision_prob`. With `generate`, the policy also writes a
 query-specific good/bad principle per feature as JSON, and the predefined pair stands in
-when its answer does not parse (docs/algorithm.md §1)."""
+when its answer does not parse (docs/algorithm.md §1). Verifiable principles skip all of
+this: their features are drawn (steering/verifiable.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Steering:
     features: Tuple[str, ...]
     p_system: str
     n_system: str
+    constraints: Tuple[Dict, ...] = ()  # principle=verifiable: what the checker judges
 
 
 def identifiable(cfg: PrincipleConfig) -> List[FeatureConfig]:
@@ -107,6 +109,13 @@ def parse_principles(answer: str) -> Optional[Tuple[str, str]]:
     return None
 
 
+def system_prompt(adjectives: Sequence[str], principles: Sequence[Tuple[str, str]], secrecy: str):
+    """The paper's template: the adjectives, one paragraph per (feature, principle), the
+    secrecy line."""
+    body = "\n\n".join(f"{name}: {text}" for name, text in principles)
+    return f"Your response should be {join_words(adjectives)}.\n\n{body}\n\n{secrecy}"
+
+
 def steer(
     features: Sequence[str],
     cfg: PrincipleConfig,
@@ -117,10 +126,28 @@ def steer(
     table = {f.name: f for f in cfg.features}
     pairs = {n: (table[n].good_principle, table[n].bad_principle) for n in features}
     pairs.update(written or {})
-    adjectives = ([table[n].good for n in features], [table[n].bad for n in features])
+    p_system, n_system = (
+        system_prompt(
+            [getattr(table[n], adjective) for n in features],
+            [(n, pairs[n][side]) for n in features],
+            cfg.secrecy,
+        )
+        for side, adjective in enumerate(("good", "bad"))
+    )
+    return Steering(tuple(features), p_system, n_system)
 
-    def system(side: int) -> str:
-        body = "\n\n".join(f"{n}: {pairs[n][side]}" for n in features)
-        return f"Your response should be {join_words(adjectives[side])}.\n\n{body}\n\n{cfg.secrecy}"
 
-    return Steering(tuple(features), system(0), system(1))
+def steer_verifiable(constraints: Sequence[Dict], cfg: PrincipleConfig) -> Steering:
+    """p+ and p- from a query's drawn constraints (steering/verifiable.py), in the same
+    template; the constraints go with the steering into the record."""
+    table = {f.name: f for f in cfg.verifiable}
+    names = [c["family"] for c in constraints]
+    p_system, n_system = (
+        system_prompt(
+            [getattr(table[n], adjective) for n in names],
+            [(c["family"], c[f"{adjective}_principle"]) for c in constraints],
+            cfg.secrecy,
+        )
+        for adjective in ("good", "bad")
+    )
+    return Steering(tuple(names), p_system, n_system, tuple(constraints))

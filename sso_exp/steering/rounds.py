@@ -27,8 +27,10 @@ from .principles import (
     parse_principles,
     principle_prompt,
     steer,
+    steer_verifiable,
 )
 from .sampling import Sampler
+from .verifiable import draw_constraints
 
 # records and sequence names -> their log-probs under the writer (models/logprobs.py)
 Scorer = Callable[[Sequence[Dict], Sequence[str]], Dict[str, SeqLogps]]
@@ -73,7 +75,15 @@ def write_principles(
 def steer_queries(
     sampler: Sampler, queries: Sequence[str], cfg: PrincipleConfig, key: Tuple
 ) -> Tuple[List[Steering], Dict[str, float]]:
-    """p+/p- per query, from the features the writer names for it."""
+    """p+/p- per query, from the features the writer names for it (verifiable principles:
+    from the constraints drawn from its stream, the writer not asked)."""
+    if cfg.verifiable:
+        return [
+            steer_verifiable(
+                draw_constraints(cfg, random.Random(stream_seed(*key, i, "choices"))), cfg
+            )
+            for i in range(len(queries))
+        ], {}
     answers = sampler.sample(
         [(None, identify_prompt(cfg, q)) for q in queries],
         cfg.identify_max_new_tokens,
@@ -96,6 +106,14 @@ def apply_logprob_filter(kept: List[Dict], scorer: Scorer) -> Tuple[List[Dict], 
         return kept, Counter()
     keep, drops = logprob_filter(scorer(kept, LOGPROB_SEQUENCES))
     return [rec for rec, k in zip(kept, keep.tolist()) if k], drops
+
+
+def with_constraints(record: Dict, steering: Steering) -> Dict:
+    """The record with its verifiable constraints as an added field (`constraints`: family,
+    good and bad constraint, both principles), the authors' fields unchanged."""
+    if steering.constraints:
+        record["constraints"] = list(steering.constraints)
+    return record
 
 
 def build_round(
@@ -122,7 +140,7 @@ def build_round(
     texts = sampler.sample(chats, max_new_tokens, "y+/y-/y0", seeds)
     stats["time/sampling_s"] = time.perf_counter() - clock - stats["time/features_s"]
     generated = [
-        make_record(q, st.p_system, st.n_system, *texts[3 * i : 3 * i + 3])
+        with_constraints(make_record(q, st.p_system, st.n_system, *texts[3 * i : 3 * i + 3]), st)
         for i, (q, st) in enumerate(zip(queries, steerings))
     ]
     kept, drops = string_filter(generated, filters.min_chars)

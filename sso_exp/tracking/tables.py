@@ -40,6 +40,8 @@ COLUMNS: Sequence[Column] = (
     ("margin after", "after/margin", "{:.2f}"),
     ("W", "train/w/mean", "{:.3f}"),
     ("signal acc", "signal/accuracy", "{:.1f}"),
+    ("verified signal", "signal/verified_accuracy", "{:.1f}"),
+    ("IFEval strict", "ifeval/prompt_level_strict_acc", "{:.1f}"),
 )
 
 
