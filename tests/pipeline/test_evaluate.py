@@ -150,3 +150,37 @@ def test_a_judge_model_needs_the_policy_judge(tmp_path, server):
     )
     assert proc.returncode == 2 and "eval.judge_model" in out(proc), out(proc)[-2000:]
     assert tracked_runs(tmp_path) == 0 and not server.requests
+
+
+VERIFIED = ("principle=verifiable", "eval/judge=verifier", "eval.every_iteration=true")
+
+
+def test_the_checker_judges_each_iterations_verifiable_pairs(tmp_path):
+    proc = run_cli(tmp_path, *TINY_ARGS, *VERIFIED, "eval.tasks=[signal]")
+    assert proc.returncode == 0, out(proc)[-3000:]
+    client, run = only_run(tmp_path)
+    for key in ("signal/verified_accuracy", "signal/chosen_follows", "signal/raw_follows"):
+        hist = client.get_metric_history(run.info.run_id, key)
+        assert [h.step for h in hist] == [1, 2] and all(0 <= h.value <= 100 for h in hist)
+        assert len(client.get_metric_history(run.info.run_id, f"{key}_se")) == 2
+        assert run.data.metrics[f"{key}_ci_low"] <= run.data.metrics[f"{key}_ci_high"]
+    assert any(k.startswith("signal/family/") for k in run.data.metrics)
+    rows = [json.loads(line) for line in (tmp_path / "run/iter_2/eval_signal.jsonl").open()]
+    pairs = (tmp_path / "run/iter_2/pairs.jsonl").read_text().splitlines()
+    assert len(rows) == len(pairs) and all("constraints" in json.loads(p) for p in pairs)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (("eval/judge=verifier", "eval.every_iteration=true", "eval.tasks=[signal]"),
+         "needs pairs written under verifiable principles"),
+        ((*VERIFIED, "eval.tasks=[signal,alpaca]"), "cannot judge ['alpaca']"),
+        ((*VERIFIED, "eval.tasks=[signal]", "principle.verifiable.0.good_constraint.id=nope"),
+         "principle.verifiable[0].good_constraint.id"),
+    ],
+)  # fmt: skip
+def test_bad_verifier_setups_are_refused_at_start_up(tmp_path, overrides, message):
+    proc = run_cli(tmp_path, "model=tiny", f"data.dir={FIXTURES / 'data'}", *overrides)
+    assert proc.returncode == 2 and message in out(proc), out(proc)[-2000:]
+    assert "Traceback" not in out(proc) and not (tmp_path / "run/iter_1").exists()

@@ -206,3 +206,14 @@ def test_torchrun_starts_the_same_job(tmp_path, one_rank):
     assert stages(tmp_path / "run")["iter_1/sample"]["sampled/rank1"] == SAMPLED_PER_ITERATION / 2
     (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED"
+
+
+def test_verifiable_constraints_are_drawn_alike_on_one_and_two_ranks(tmp_path):
+    """A query's constraints and arguments come from its stream alone: two ranks, which
+    split the sampling, write the records of one."""
+    verifiable = ("principle=verifiable", "schedule.iterations=1")
+    one = finished(tmp_path / "one", *ONE_RANK, *verifiable)
+    two = finished(tmp_path / "two", *TWO_RANKS, *verifiable)
+    name = "iter_1/generated.jsonl"
+    assert (two / name).read_bytes() == (one / name).read_bytes()
+    assert all(json.loads(line)["constraints"] for line in (one / name).open())
