@@ -114,8 +114,7 @@ def check_judge_model(cfg: SSOConfig) -> None:
 def check_online(cfg: SSOConfig) -> None:
     load_prompts(cfg.data.prompts)
     check_available(cfg.model)
-    if cfg.principle.verifiable:
-        check_families(cfg.principle)
+    check_families(cfg.principle)
 
 
 def check_offline(cfg: SSOConfig) -> None:
@@ -132,8 +131,7 @@ def check_offline(cfg: SSOConfig) -> None:
         load_prompts(cfg.data.prompts)
         if cfg.generator is not None:
             check_available(cfg.generator)
-        if cfg.principle.verifiable:
-            check_families(cfg.principle)
+        check_families(cfg.principle)
     check_available(cfg.model)
 
 
@@ -144,6 +142,7 @@ def check_rm(cfg: SSOConfig) -> None:
         load_prompts(cfg.data.prompts)
         if cfg.generator is not None:
             check_available(cfg.generator)
+        check_families(cfg.principle)
     check_available(cfg.model)
 
 

@@ -110,6 +110,8 @@ def check_families(cfg: PrincipleConfig) -> None:
     """Start-up: every family's instructions are in IFEval's registry, take exactly the
     arguments given (a missing one would be drawn by the library's global random state) and
     accept the drawn values; the draw rules are well formed. One error names the key."""
+    if not cfg.verifiable:
+        return
     known = registry()
     for n, family in enumerate(cfg.verifiable):
         key = f"principle.verifiable[{n}]"

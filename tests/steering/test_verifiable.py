@@ -26,6 +26,9 @@ ANSWERS = {
     "Keywords": ("The {w0} and the {w1} are near.", "Nothing to say about that."),
     "Postscript": ("Rivers flow to the sea.\n\nP.S. Rain refills them.",
                    "Rivers flow to the sea. Rain refills them."),
+    "Sentences": ("{short}", "{long}"),
+    "Bullets": ("{bullets}", "Rivers flow to the sea. Rain refills them."),
+    "Title": ("<<Rivers>>\nRivers flow to the sea.", "Rivers flow to the sea."),
 }  # fmt: skip
 
 
@@ -38,10 +41,13 @@ def library_verdict(spec, text):
 
 def fill(template, spec):
     kw = spec["kwargs"]
-    words = kw.get("num_words", 10)
+    words, sentences = kw.get("num_words", 10), kw.get("num_sentences", 2)
     return template.format(
         few=" ".join(["word"] * (words - 1)),
         many=" ".join(["word"] * words),
+        short=" ".join(["Rivers flow."] * (sentences - 1)),
+        long=" ".join(["Rivers flow."] * sentences),
+        bullets="\n".join(f"* point {i}" for i in range(kw.get("num_bullets", 0))),
         phrase=kw.get("end_phrase", ""),
         w0=(kw.get("keywords") or ["", ""])[0],
         w1=(kw.get("keywords") or ["", ""])[-1],
@@ -50,8 +56,9 @@ def fill(template, spec):
 
 @pytest.fixture(scope="module")
 def families(tmp_path_factory):
-    """Each family of principle=verifiable, drawn once (family name -> its constraint)."""
-    cfg = compose_cfg(tmp_path_factory.mktemp("v"), "principle=verifiable")
+    """Each family of principle=verifiable_formats (all of them), drawn once (family name ->
+    its constraint)."""
+    cfg = compose_cfg(tmp_path_factory.mktemp("v"), "principle=verifiable_formats")
     drawn = {}
     rng = random.Random(0)
     while len(drawn) < len(cfg.principle.verifiable):
@@ -116,19 +123,19 @@ def test_the_records_keep_the_authors_fields_and_add_the_constraints(tmp_path):
     assert rec["p_system"].startswith("Your response should be")
 
 
-BAD_FAMILIES = [
+BAD_FAMILIES = [  # principle=verifiable_formats: 0 Length, 2 Commas, 6 Keywords
     ("principle.verifiable.0.good_constraint.id=change_case:shouting", "is not an IFEval"),
-    ("principle.verifiable.1.draw.words.low=0", "needs 1 <= low <= high"),
-    ("principle.verifiable.1.good_constraint.kwargs.relation=about", "relation"),
-    ("~principle.verifiable.1.good_constraint.kwargs.relation", "takes the arguments"),
+    ("principle.verifiable.0.draw.words.low=0", "needs 1 <= low <= high"),
+    ("principle.verifiable.0.good_constraint.kwargs.relation=about", "relation"),
+    ("~principle.verifiable.0.good_constraint.kwargs.relation", "takes the arguments"),
     ("principle.verifiable.2.bad_constraint.text=null", "needs its text"),
-    ("principle.verifiable.5.draw.words.sample=20", "needs 1 <= sample"),
+    ("principle.verifiable.6.draw.words.sample=20", "needs 1 <= sample"),
 ]
 
 
 @pytest.mark.parametrize("override,message", BAD_FAMILIES)
 def test_a_bad_family_is_refused_naming_its_key(tmp_path, override, message):
-    cfg = compose_cfg(tmp_path, "principle=verifiable", override)
+    cfg = compose_cfg(tmp_path, "principle=verifiable_formats", override)
     with pytest.raises(ConfigError, match=message) as err:
         check_families(cfg.principle)
     assert "principle.verifiable[" in str(err.value)
