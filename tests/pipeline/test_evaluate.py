@@ -2,12 +2,13 @@
 127.0.0.1 that speaks the real chat-completions JSON."""
 
 import json
+import re
 
 import pytest
 from fake_openai import FakeOpenAI
 from test_online import only_run, out
 
-from conftest import FIXTURES, TINY_ARGS, run_cli, tracked_runs
+from conftest import FIXTURES, TINY_ARGS, compose_cfg, run_cli, tracked_runs
 
 KEY = "sk-eval-test-never-logged-31337"
 SMALL = [
@@ -170,17 +171,33 @@ def test_the_checker_judges_each_iterations_verifiable_pairs(tmp_path):
     assert len(rows) == len(pairs) and all("constraints" in json.loads(p) for p in pairs)
 
 
+def test_the_verifier_without_verifiable_principles_is_refused_at_start_up(tmp_path):
+    proc = run_cli(tmp_path, "model=tiny", "eval/judge=verifier", "eval.every_iteration=true",
+                   "eval.tasks=[signal]")  # fmt: skip
+    assert proc.returncode == 2, out(proc)[-2000:]
+    assert "needs pairs written under verifiable principles" in out(proc)
+    assert "Traceback" not in out(proc) and not (tmp_path / "run/iter_1").exists()
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (("eval/judge=verifier", "eval.every_iteration=true", "eval.tasks=[signal]"),
-         "needs pairs written under verifiable principles"),
-        ((*VERIFIED, "eval.tasks=[signal,alpaca]"), "cannot judge ['alpaca']"),
-        ((*VERIFIED, "eval.tasks=[signal]", "principle.verifiable.0.good_constraint.id=nope"),
+        (("eval.tasks=[signal,alpaca]",), "cannot judge ['alpaca']"),
+        (("eval.tasks=[signal]", "principle.verifiable.0.good_constraint.id=nope"),
          "principle.verifiable[0].good_constraint.id"),
+        (("eval.tasks=[ifeval]", "data.prompts=ifeval_input_data.jsonl"),
+         "are IFEval prompts"),
     ],
 )  # fmt: skip
-def test_bad_verifier_setups_are_refused_at_start_up(tmp_path, overrides, message):
-    proc = run_cli(tmp_path, "model=tiny", f"data.dir={FIXTURES / 'data'}", *overrides)
-    assert proc.returncode == 2 and message in out(proc), out(proc)[-2000:]
-    assert "Traceback" not in out(proc) and not (tmp_path / "run/iter_1").exists()
+def test_bad_verifier_setups_are_refused_before_any_work(tmp_path, overrides, message):
+    from sso_exp.errors import ConfigError
+    from sso_exp.pipeline.inputs import check_inputs
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ifeval_input_data.jsonl").write_text('{"key": 1, "prompt": "Say hi in caps."}\n')
+    alpaca = "alpaca_eval_gpt4_turbo.jsonl"
+    (data / alpaca).write_bytes((FIXTURES / "data" / alpaca).read_bytes())
+    cfg = compose_cfg(tmp_path, "model=tiny", f"data.dir={data}", *VERIFIED, *overrides)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_inputs(cfg)
