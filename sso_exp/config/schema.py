@@ -4,12 +4,13 @@ dataclasses at start-up, so a wrong key, type or range fails before any work, na
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from ..errors import require, require_choice
+from ..errors import ConfigError, require, require_choice
 from .evaluation import EvalConfig, RMConfig
 from .machine import resolve
 from .model import ModelConfig
@@ -112,12 +113,22 @@ def flatten(cfg: Any, skip: Sequence[str] = ()) -> Dict[str, Any]:
     return flat
 
 
+def require_finite(config: SSOConfig) -> None:
+    """NaN or infinity in a number key would not fail: it would train wrong (a NaN
+    learning rate or margin gives NaN weights, saved as a finished iteration). Refused
+    before any work, naming the key."""
+    for key, value in flatten(config).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key '{key}': {value} is not a finite number")
+
+
 def validate(cfg: DictConfig) -> SSOConfig:
     """Merge the composed config into the schema (types, unknown keys) and build the
     dataclasses (missing values, ranges). Errors name the offending key."""
     if "hydra" in cfg:  # present when composed with return_hydra_config (tests)
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SSOConfig), cfg))
+    require_finite(config)
     schedule = config.schedule  # auto precision and compile, for this machine and schedule
     planned = (
         schedule.iterations

@@ -166,3 +166,12 @@ def test_fsdp_strategy_is_built_from_its_config(tmp_path):
 
     cfg = compose_cfg(tmp_path, "trainer=fsdp")
     assert isinstance(instantiate(cfg.trainer.strategy), ModelParallelStrategy)
+
+
+@pytest.mark.parametrize(
+    "override", ["schedule.optimizer.lr=nan", "schedule.max_grad_norm=nan", "loss.simpo_gamma=inf"]
+)
+def test_a_non_finite_number_is_refused_naming_its_key(tmp_path, override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=f"config key '{key}': .* is not a finite number"):
+        compose_cfg(tmp_path, override)
