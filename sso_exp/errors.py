@@ -22,6 +22,10 @@ class DataError(SSOError, ValueError):
     """Bad input data; the message names the file and line."""
 
 
+class NonFiniteTraining(SSOError):
+    """Training produced NaN or infinite gradients or weights; nothing of it was saved."""
+
+
 class Stopped(BaseException):
     """SIGINT or SIGTERM (a scheduler pre-empting the job) arrived: the run is closed as
     KILLED and can be resumed. A BaseException that is not KeyboardInterrupt, so Lightning

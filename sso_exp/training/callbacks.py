@@ -32,6 +32,7 @@ from typing import Dict, List, Optional
 import pytorch_lightning as pl
 import torch
 
+from ..errors import NonFiniteTraining
 from ..models.logprobs import causal_lm
 from ..runtime.memory import trim_heap
 
@@ -81,6 +82,33 @@ class MasterWeights(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.teardown(trainer, pl_module, "fit")  # Lightning skips teardown hooks then
+
+
+class FiniteTraining(pl.Callback):
+    """A NaN or infinite gradient (checked before every optimizer step) or weight (at the
+    end) stops training before anything is saved: otherwise the broken policy would be
+    saved and recorded as a finished iteration. The verdict is summed over the ranks, so
+    all of them stop at the same step."""
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        self.require(trainer, grads, "gradient")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.require(trainer, list(pl_module.parameters()), "weights")
+
+    @staticmethod
+    @torch.no_grad()
+    def require(trainer: pl.Trainer, tensors: List[torch.Tensor], what: str) -> None:
+        bad = sum(not torch.isfinite(getattr(t, "_local_tensor", t)).all() for t in tensors)
+        flag = torch.tensor(float(bad), device=trainer.strategy.root_device)
+        if trainer.strategy.reduce(flag, reduce_op="sum").item():
+            raise NonFiniteTraining(
+                f"training stopped at optimizer step {trainer.global_step + 1}: the {what} "
+                "holds NaN or infinite values; nothing of this iteration was saved (the "
+                "iterations before it stay in the run folder). These settings diverge: "
+                "lower schedule.optimizer.lr (or the loss's scale) in a new run"
+            )
 
 
 class FreshCasts(pl.Callback):

@@ -23,7 +23,14 @@ from ..models.loading import own_memory
 from ..models.logprobs import shares_prefixes
 from ..models.lora import add_lora, merge_lora
 from ..runtime.memory import release_memory, set_malloc
-from .callbacks import CompiledLayers, FreshCasts, MasterWeights, TrainingAttention, TrimmedHeap
+from .callbacks import (
+    CompiledLayers,
+    FiniteTraining,
+    FreshCasts,
+    MasterWeights,
+    TrainingAttention,
+    TrimmedHeap,
+)
 from .objectives import Objective
 from .optim import build
 from .policy_module import SSOPolicyModule, mean_metrics, optimizer_steps
@@ -33,8 +40,9 @@ from .sharded import ShardedPolicyModule
 def callbacks(trainer_cfg: TrainerConfig) -> List[pl.Callback]:
     """The configured callbacks, and those the run needs: fresh autocast casts after every
     fit, a trimmed heap unless its thresholds are set (trainer=fast keeps it, for speed),
-    fp32 master weights for bf16-true (ours: Lightning runs it as 32-true), compiled layers
-    for trainer.compile, the training attention kernel for trainer.attention."""
+    fp32 master weights for bf16-true (ours: Lightning runs it as 32-true), the stop on a
+    non-finite gradient or weight, compiled layers for trainer.compile, the training
+    attention kernel for trainer.attention."""
     built = [instantiate(c) for c in trainer_cfg.callbacks.values() if c is not None]
     built.append(FreshCasts())
     if (
@@ -44,6 +52,7 @@ def callbacks(trainer_cfg: TrainerConfig) -> List[pl.Callback]:
         built.append(TrimmedHeap())
     if trainer_cfg.precision == "bf16-true":
         built.append(MasterWeights())
+    built.append(FiniteTraining())  # after MasterWeights: it checks the masters' gradients
     if trainer_cfg.compile:
         built.append(CompiledLayers())
     if trainer_cfg.attention not in ("model", "auto"):

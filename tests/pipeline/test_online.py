@@ -158,6 +158,18 @@ def test_empty_iteration_stops_and_keeps_what_was_written(tmp_path):
     assert run.info.status == "FAILED" and run.data.metrics["pairs/dropped/short"] == 4
 
 
+def test_a_diverging_iteration_stops_before_anything_is_saved(tmp_path):
+    """A learning rate of 1e30 is finite, but its first step makes the weights infinite:
+    the next gradient is NaN, and the run stops there, its policy never saved."""
+    proc = run_cli(tmp_path, *TINY_ARGS, "schedule.optimizer.lr=1e30")
+    assert proc.returncode == 2 and "the gradient holds NaN or infinite values" in out(proc)
+    assert "Traceback" not in out(proc)
+    assert not (tmp_path / "run/iter_1/policy").exists()
+    assert "iter_1/train" not in json.loads((tmp_path / "run/state.json").read_text())["stages"]
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FAILED"
+
+
 def test_empty_iteration_can_go_on(tmp_path):
     proc = run_cli(tmp_path, *TINY_ARGS, "filter.min_chars=100000", "mode.on_empty=continue")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,11 +1,18 @@
 """The Trainer's callbacks are the ones the config names (built by Hydra), plus those the run
-needs: fresh autocast casts always, a trimmed heap unless its thresholds are set, fp32
-master weights for bf16-true, another attention kernel for training when asked."""
+needs: fresh autocast casts and the stop on a non-finite gradient always, a trimmed heap
+unless its thresholds are set, fp32 master weights for bf16-true, another attention kernel
+for training when asked."""
 
 from pytorch_lightning.callbacks import LearningRateMonitor, TQDMProgressBar
 
 from conftest import compose_cfg
-from sso_exp.training.callbacks import FreshCasts, MasterWeights, TrainingAttention, TrimmedHeap
+from sso_exp.training.callbacks import (
+    FiniteTraining,
+    FreshCasts,
+    MasterWeights,
+    TrainingAttention,
+    TrimmedHeap,
+)
 from sso_exp.training.fit import callbacks
 
 
@@ -14,7 +21,7 @@ def kinds(tmp_path, *overrides):
 
 
 def test_default_callbacks(tmp_path):
-    assert kinds(tmp_path) == {TQDMProgressBar, FreshCasts, TrimmedHeap}
+    assert kinds(tmp_path) == {TQDMProgressBar, FreshCasts, TrimmedHeap, FiniteTraining}
 
 
 def test_a_heap_kept_for_speed_is_not_trimmed(tmp_path):
@@ -28,7 +35,7 @@ def test_a_named_callback_is_added_and_one_dropped(tmp_path):
         "trainer.callbacks.progress_bar=null",
         "trainer.precision=bf16-true",
     )
-    assert got == {LearningRateMonitor, FreshCasts, TrimmedHeap, MasterWeights}
+    assert got == {LearningRateMonitor, FreshCasts, TrimmedHeap, MasterWeights, FiniteTraining}
 
 
 def test_another_attention_kernel_for_training_only_when_asked(tmp_path):
