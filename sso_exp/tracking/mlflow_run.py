@@ -7,6 +7,7 @@ GenAI evaluation)."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import warnings
@@ -126,7 +127,7 @@ class RunLogger(MLFlowLogger):
         if self.buffer is None or not self.buffer.is_file():
             return
         calls = read_calls(self.buffer)
-        client = MlflowClient(self.tracking.uri)  # every buffered call names its run
+        client = open_client(self.tracking.uri)  # every buffered call names its run
         self.down = False
         for i, (name, args, kwargs) in enumerate(calls):
             try:
@@ -248,16 +249,43 @@ def http_budget(tracking: TrackingConfig) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
 
 
+def open_client(uri: str) -> MlflowClient:
+    """A client on a store that is ready. A sqlite store is opened (created, or its schema
+    migrated) under a lock on its folder: processes opening a new store at once (runs or
+    sweeps started together) would otherwise race MLflow's migrations and break it for good."""
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(uri)
+    folder = Path(uri[len("sqlite:///") :]).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return MlflowClient(uri)  # the store is made (or migrated) here, one at a time
+    finally:
+        os.close(fd)  # and the lock with it
+
+
+def experiment_id(client: MlflowClient, tracking: TrackingConfig) -> str:
+    """The experiment's id, made if new; when another process makes it in the same
+    instant, theirs is used."""
+    found = client.get_experiment_by_name(tracking.experiment_name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(tracking.experiment_name, tracking.artifact_location)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    return client.get_experiment_by_name(tracking.experiment_name).experiment_id
+
+
 def check_tracking(tracking: TrackingConfig) -> None:
     """Before any work: the store answers and takes writes (the experiment is made or
     tagged, as the run would), and a local artifact folder can be written."""
     http_budget(tracking)
     try:
-        client = MlflowClient(tracking.uri)
-        found = client.get_experiment_by_name(tracking.experiment_name)
-        exp_id = found.experiment_id if found else None
-        if exp_id is None:
-            exp_id = client.create_experiment(tracking.experiment_name, tracking.artifact_location)
+        client = open_client(tracking.uri)
+        exp_id = experiment_id(client, tracking)
         # always written: a store that reads but refuses writes fails here, not mid-run
         client.set_experiment_tag(exp_id, EXPERIMENT_KIND, "custom_model_development")
     except DOWN as err:

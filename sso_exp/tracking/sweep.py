@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..config import SSOConfig, TrackingConfig, validate
 from ..errors import ConfigError
-from .mlflow_run import search_all_runs
+from .mlflow_run import experiment_id, open_client, search_all_runs
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
@@ -74,13 +74,6 @@ def validate_jobs(config: DictConfig, jobs: List[List[str]]) -> SSOConfig:
     return first
 
 
-def experiment_id(client: MlflowClient, tracking: TrackingConfig) -> str:
-    found = client.get_experiment_by_name(tracking.experiment_name)
-    if found is not None:
-        return found.experiment_id
-    return client.create_experiment(tracking.experiment_name, tracking.artifact_location)
-
-
 class SweepTracking(Callback):
     """Hydra callback (conf/config.yaml, hydra.callbacks) around a multirun."""
 
@@ -94,7 +87,7 @@ class SweepTracking(Callback):
             sys.exit(2)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:6]}"
-        client = MlflowClient(first.tracking.uri)
+        client = open_client(first.tracking.uri)
         parent = client.create_run(
             experiment_id(client, first.tracking),
             run_name=f"sweep-{sweep_id}",
@@ -119,7 +112,7 @@ class SweepTracking(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         info = json.loads((sweep_dir / SWEEP_FILE).read_text())
         tracking = TrackingConfig(**info["tracking"])
-        client = MlflowClient(tracking.uri)
+        client = open_client(tracking.uri)
         failed = failed_jobs(client, tracking, info["sweep_id"], sweep_dir)
         try:
             self.report(client, tracking, info, sweep_dir)
