@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -212,6 +213,17 @@ def own_memory(model: torch.nn.Module) -> None:
                 p.data = p.data.clone()
 
 
+def as_os_error(err: BaseException, path: Path) -> BaseException:
+    """safetensors' writer (Rust) reports a full disk as a SafetensorError holding the OS
+    error code: made the OSError it is, naming the file, so it ends as every refused write
+    does (errors.refused_write); any other error is left as it is."""
+    code = re.search(r"code: (\d+)", str(err)) if isinstance(err, SafetensorError) else None
+    if code is None:
+        return err
+    number = int(code.group(1))
+    return OSError(number, os.strerror(number), str(path))
+
+
 def save_model(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> None:
     """Weights as safetensors, and the tokenizer beside them, written beside the folder
     and moved in whole (a kill leaves the old folder or none, never half of one); rank 0
@@ -220,8 +232,12 @@ def save_model(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # no half-written copy left behind
+        raise as_os_error(err, path / "model.safetensors") from None
     old = path.with_name(f".{path.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():

@@ -105,3 +105,24 @@ def test_tiny_is_a_small_llama_with_the_smollm2_tokenizer(tiny):
     model, tok = tiny
     assert sum(p.numel() for p in model.parameters()) < 5_000_000
     assert tok.eos_token == "<|im_end|>" and model.config.vocab_size == len(tok)
+
+
+def test_a_full_disk_while_saving_names_the_file_and_leaves_nothing_half_written(
+    tmp_path, tiny, monkeypatch
+):
+    from safetensors import SafetensorError
+
+    from sso_exp.errors import refused_write
+
+    model, tok = tiny
+    full = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'  # noqa: E501
+
+    def no_room(*args, **kwargs):
+        raise SafetensorError(full)
+
+    monkeypatch.setattr(model, "save_pretrained", no_room)
+    with pytest.raises(OSError) as err:
+        save_model(model, tok, tmp_path / "iter_1" / "policy")
+    assert err.value.errno == 28 and err.value.filename.endswith("iter_1/policy/model.safetensors")
+    assert "No space left" in str(refused_write(err.value))
+    assert list((tmp_path / "iter_1").iterdir()) == []  # no .policy-* left
