@@ -88,7 +88,10 @@ def main(cfg: DictConfig) -> Optional[float]:
         if not in_multirun():
             sys.exit(2)
     except Stopped as stop:  # the whole sweep stops too
-        log.error("%s: the run is marked KILLED; the same command resumes it", stop)
+        how = (
+            "resume=<its job folder> resumes it" if in_multirun() else "the same command resumes it"
+        )
+        log.error("%s: the run is marked KILLED; %s", stop, how)
         sys.exit(128 + stop.signum)
     except Exception:
         if not in_multirun():

@@ -40,6 +40,8 @@ def locate(key: str, name: str, data_dir: str) -> Path:
     path = Path(name).expanduser()
     if path.is_file():
         return path.resolve()
+    if path.exists():  # a folder, a device (/dev/zero), a pipe: nothing to read lines from
+        raise ConfigError(f"config key '{key}': {name} is not a regular file")
     in_folder = Path(data_dir).expanduser() / name
     if not path.is_absolute() and in_folder.is_file():
         return in_folder.resolve()

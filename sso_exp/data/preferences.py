@@ -101,6 +101,23 @@ def to_records(pairs: Sequence[PrefPair]) -> List[Dict]:
     ]
 
 
+def without_empty(path: Path, records: List[Dict]) -> List[Dict]:
+    """The pairs whose two answers both hold text: an empty one teaches nothing true (an
+    empty y+ would be trained up). The others are dropped with a warning naming the first;
+    none left is refused."""
+    empty = [
+        n for n, r in enumerate(records, 1) if not (r["chosen"].strip() and r["rejected"].strip())
+    ]
+    if empty:
+        log.warning(
+            "%s: skipping %d pairs with an empty chosen or rejected answer (the first is "
+            "pair %d of the file)", path, len(empty), empty[0],
+        )  # fmt: skip
+    if records and len(empty) == len(records):
+        raise DataError(f"{path}: every pair has an empty chosen or rejected answer")
+    return [r for n, r in enumerate(records, 1) if n not in set(empty)]
+
+
 def read_training_pairs(path: str | Path, equal: str = "drop") -> List[Dict]:
     """SSO records (the authors' format) or human pairs as records, without the pairs
     whose two answers are equal (they teach nothing and score as misses): dropped with a
@@ -109,12 +126,12 @@ def read_training_pairs(path: str | Path, equal: str = "drop") -> List[Dict]:
     path = Path(path)
     first = next(read_jsonl(path), (0, {}))[1] if path.suffix != ".json" else {"p_system": ""}
     if "p_system" in first:
-        records = read_records(path)
+        records = without_empty(path, read_records(path))
         kept = [r for r in records if r["chosen"].strip() != r["rejected"].strip()]
         equal_rows = len(records) - len(kept)
     else:
         pairs, equal_rows = read_pairs(path)
-        kept = to_records(pairs)
+        kept = without_empty(path, to_records(pairs))
     if equal_rows and (equal == "refuse" or not kept):
         raise DataError(
             f"{path}: {equal_rows} of {equal_rows + len(kept)} pairs have chosen == rejected"

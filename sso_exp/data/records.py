@@ -45,7 +45,7 @@ def read_jsonl(path: str | Path) -> Iterator[Tuple[int, dict]]:
     """(line number, object) for each non-blank line; errors name the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: " + ("not a regular file" if path.exists() else "file not found"))
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             line = _utf8(path, lineno, raw)

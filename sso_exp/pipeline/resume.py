@@ -272,5 +272,6 @@ def _explicit(run_dir: Path, identity: Dict[str, Any], own: bool = False) -> Pro
         )
     lock = _try_lock(run_dir)
     if lock is None:
-        raise ConfigError(f"config key 'resume': {run_dir} is in use by a running job")
+        key = "output_dir" if own else "resume"
+        raise ConfigError(f"config key '{key}': {run_dir} is in use by a running job")
     return Progress.from_state(run_dir, identity, saved, lock)

@@ -59,6 +59,12 @@ def usable_prompts(ctx: RunContext, model) -> List[str]:
             f"{cfg.data.prompts}: all {len(prompts)} prompts are over {budget} tokens "
             "(config key 'data.max_prompt_tokens'; data.long_prompts=cut keeps their start)"
         )
+    if len(kept) < cfg.schedule.queries_per_iteration:
+        log.warning(
+            "%s holds %d usable prompts for schedule.queries_per_iteration=%d: each "
+            "iteration asks some of them more than once",
+            cfg.data.prompts or "the demo queries", len(kept), cfg.schedule.queries_per_iteration,
+        )  # fmt: skip
     return kept
 
 

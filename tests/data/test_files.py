@@ -34,3 +34,9 @@ def test_a_missing_public_file_names_its_key_and_source(tmp_path):
 def test_a_missing_file_of_ones_own_names_its_key(tmp_path):
     with pytest.raises(ConfigError, match="config key 'data.prompts'.*point the key"):
         locate("data.prompts", str(tmp_path / "nope.jsonl"), str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "."])
+def test_something_that_is_not_a_file_is_named_so(tmp_path, name):
+    with pytest.raises(ConfigError, match=f"config key 'data.prompts': {name} is not a regular"):
+        locate("data.prompts", name, str(tmp_path))

@@ -55,7 +55,8 @@ def test_human_pairs_become_records_with_history(tmp_path, data_dir):
     from sso_exp.data.preferences import read_training_pairs
 
     recs = read_training_pairs(data_dir / "hh_helpful_online_rs_test.jsonl")
-    assert len(recs) == 3886 - 34 and all(r["p_system"] == "" for r in recs)
+    # 34 with chosen == rejected and 3 with an empty answer are skipped
+    assert len(recs) == 3886 - 34 - 3 and all(r["p_system"] == "" for r in recs)
     multi = next(r for r in recs if r["history"])
     assert all(len(turn) == 2 for turn in multi["history"])
     assert read_training_pairs(data_dir / "sso_example.json")[0]["p_system"]
@@ -77,4 +78,24 @@ def test_pairs_with_equal_answers_are_dropped_counted_or_refused(tmp_path, kind)
         read_training_pairs(f, "refuse")
     f.write_text(json.dumps(row("same", "same")) + "\n")
     with pytest.raises(DataError, match="1 of 1 pairs .* nothing is left to train on"):
+        read_training_pairs(f)
+
+
+@pytest.mark.parametrize("kind", ["records", "human"])
+def test_pairs_with_an_empty_answer_are_dropped_with_a_warning(tmp_path, kind, caplog):
+    from sso_exp.data.preferences import read_training_pairs
+
+    def row(chosen, rejected):
+        if kind == "records":
+            return make_record("q", "be good", "be bad", chosen, rejected, "y0")
+        return {"prompt": "q", "chosen": chosen, "rejected": rejected}
+
+    f = tmp_path / "pairs.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in [row("a", "b"), row("  ", "b")]))
+    assert [r["chosen"] for r in read_training_pairs(f)] == ["a"]
+    assert "skipping 1 pairs with an empty chosen or rejected answer (the first is pair 2" in (
+        caplog.text
+    )
+    f.write_text(json.dumps(row("a", "")) + "\n")
+    with pytest.raises(DataError, match="every pair has an empty chosen or rejected answer"):
         read_training_pairs(f)

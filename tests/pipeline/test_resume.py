@@ -68,6 +68,16 @@ def test_a_folder_held_by_a_live_run_is_not_taken_over(tmp_path):
     assert open_progress(cfg_in(tmp_path, "b")).run_dir != live.run_dir
 
 
+def test_a_busy_fixed_folder_is_named_by_its_key(tmp_path):
+    live = open_progress(cfg_in(tmp_path, "a"))
+    live.run_id = "r1"
+    live.finish("iter_1/sample", {"pairs/kept": 3}, 0)  # a state, and the lock still held
+    with pytest.raises(ConfigError, match="config key 'output_dir': .* in use by a running job"):
+        open_progress(cfg_in(tmp_path, "a"))
+    with pytest.raises(ConfigError, match="config key 'resume': .* in use by a running job"):
+        open_progress(cfg_in(tmp_path, "b", f"resume={live.run_dir}"))
+
+
 def test_a_finished_run_is_not_resumed(tmp_path):
     crashed = crashed_run(tmp_path)
     state = json.loads((crashed / STATE_FILE).read_text())

@@ -63,3 +63,17 @@ def test_signal_stats_pair_each_query_with_its_own_y0():
     assert stats["gen/onpolicy/rejected_minus_raw"] == pytest.approx(-0.5)
     assert stats["gen/onpolicy/rejected_minus_raw_se"] == pytest.approx(diffs.std() / 3**0.5)
     assert stats["gen/length/raw"] == pytest.approx(11 / 3)
+
+
+def test_a_pool_smaller_than_an_iteration_is_used_saying_so(tiny, tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from sso_exp.pipeline.stages import usable_prompts
+
+    model, tok = tiny
+    prompts = tmp_path / "one.jsonl"
+    prompts.write_text('{"prompt": "The only question?"}\n')
+    cfg = compose_cfg(tmp_path, "model=tiny", f"data.prompts={prompts}")
+    logger = SimpleNamespace(log_iteration=lambda step, metrics: None)
+    assert usable_prompts(RunContext(cfg, tok, logger, tmp_path), model) == ["The only question?"]
+    assert "holds 1 usable prompts for schedule.queries_per_iteration=8" in caplog.text
