@@ -87,17 +87,23 @@ class SweepTracking(Callback):
             sys.exit(2)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:6]}"
-        client = open_client(first.tracking.uri)
-        parent = client.create_run(
-            experiment_id(client, first.tracking),
-            run_name=f"sweep-{sweep_id}",
-            tags={
-                "sso.role": "sweep",
-                "sso.sweep_id": sweep_id,
-                "sso.sweep_overrides": " ".join(overrides),
-                "sso.sweep_dir": str(sweep_dir),
-            },
-        )
+        tags = {
+            "sso.role": "sweep",
+            "sso.sweep_id": sweep_id,
+            "sso.sweep_overrides": " ".join(overrides),
+            "sso.sweep_dir": str(sweep_dir),
+        }
+        try:
+            client = open_client(first.tracking.uri)
+            exp_id = experiment_id(client, first.tracking)
+            parent = client.create_run(exp_id, run_name=f"sweep-{sweep_id}", tags=tags)
+        except Exception as err:  # whatever the store says: no job runs without its parent
+            log.error(
+                "sweep: its parent MLflow run could not be made in %s (%s); no job ran",
+                first.tracking.uri,
+                str(err).splitlines()[0][:300],
+            )
+            sys.exit(2)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         info = {
             "sweep_id": sweep_id,

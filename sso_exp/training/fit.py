@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from ..config import LoraSettings, ScheduleConfig, TrainerConfig
 from ..data.encoding import Encoded
 from ..data.pairs import PairDataset, SeqLogps, loader
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteTraining
 from ..models.loading import own_memory
 from ..models.logprobs import shares_prefixes
 from ..models.lora import add_lora, merge_lora
@@ -168,6 +168,8 @@ def fit(
         own_memory(trained)
     try:
         trainer.fit(module, data)
+    except NonFiniteTraining as err:
+        raise NonFiniteTraining(f"iteration {iteration}: {err}") from None
     finally:
         if trained is not model:
             merge_lora(trained)

@@ -163,6 +163,7 @@ def test_a_diverging_iteration_stops_before_anything_is_saved(tmp_path):
     the next gradient is NaN, and the run stops there, its policy never saved."""
     proc = run_cli(tmp_path, *TINY_ARGS, "schedule.optimizer.lr=1e30")
     assert proc.returncode == 2 and "the gradient holds NaN or infinite values" in out(proc)
+    assert "iteration 1: training stopped at optimizer step 2" in out(proc)
     assert "Traceback" not in out(proc)
     assert not (tmp_path / "run/iter_1/policy").exists()
     assert "iter_1/train" not in json.loads((tmp_path / "run/state.json").read_text())["stages"]

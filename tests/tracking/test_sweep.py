@@ -129,3 +129,15 @@ def test_optuna_search_returns_the_metric_and_logs_the_best(tmp_path):
     assert "best_value" in best and "loss.g_beta" in best
     logged = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert "optimization_results.yaml" in logged
+
+
+def test_a_sweep_whose_parent_run_cannot_be_made_runs_no_job(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # the store's folder would have to be inside a file
+    proc = run_module(
+        "sso_exp", "-m", f"hydra.sweep.dir={tmp_path}/sweep",
+        f"tracking.uri=sqlite:///{blocker}/mlflow.db", *SMALL, "loss.beta=0.1,0.2",
+    )  # fmt: skip
+    assert proc.returncode == 2, (proc.stdout + proc.stderr)[-2000:]
+    assert "its parent MLflow run could not be made" in proc.stdout + proc.stderr
+    assert not list(tmp_path.glob("sweep/[0-9]*/*.log"))  # no job started
