@@ -45,8 +45,10 @@ def run(cfg: DictConfig) -> Optional[float]:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
+    from .distributed import peer_lost
     from .pipeline.inputs import check_inputs
     from .pipeline.launch import start_ranks
+    from .pipeline.tracked_run import close_left_run
     from .runtime.host import limit_onednn_cache
     from .runtime.memory import imports_frozen
 
@@ -55,8 +57,18 @@ def run(cfg: DictConfig) -> Optional[float]:
     config = start_ranks(check_inputs(config), in_multirun())
     module, function = MODES[config.mode.name]
     work = getattr(importlib.import_module(f".pipeline.{module}", __package__), function)
-    with imports_frozen():
-        rows = work(config)
+    try:
+        with imports_frozen():
+            rows = work(config)
+    except Stopped:  # torchrun stops the ranks that outlive a dead one this way
+        close_left_run(config, "KILLED")
+        raise
+    except RuntimeError as err:
+        lost = peer_lost(err)
+        if lost is None:
+            raise
+        close_left_run(config, "FAILED")
+        raise lost from None
     return optimized_value(config.optimized_metric, rows)
 
 

@@ -143,3 +143,23 @@ def shard_map(fn: Callable[..., Any], *columns: Sequence[Any]) -> Any:
         if error is not None:
             raise RankFailed(f"rank {r} failed: {error}")
     return join([part for part, _ in parts])
+
+
+# what gloo (and NCCL's socket layer) say when the other end of a collective is gone
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+
+
+class RankLost(SSOError):
+    """Another rank of the job died (killed, out of memory) in the middle of a collective."""
+
+
+def peer_lost(err: BaseException) -> Optional[RankLost]:
+    """A collective that failed because another rank died, as one message (None: another
+    error)."""
+    text = str(err)
+    if not (active() and isinstance(err, RuntimeError) and any(s in text for s in PEER_GONE)):
+        return None
+    return RankLost(
+        f"rank {rank()}: another rank of this {world()}-rank job died ({text.splitlines()[0]}); "
+        "the run is marked FAILED, and the same command resumes it from its last finished stage"
+    )

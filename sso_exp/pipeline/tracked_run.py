@@ -17,11 +17,11 @@ from ..distributed import is_main
 from ..errors import SSOError, Stopped
 from ..models.device import autocast
 from ..runtime.signals import raise_if_stopped, stop_on_signals
-from ..tracking.mlflow_run import IdleLogger, RunLogger, start_run
+from ..tracking.mlflow_run import IdleLogger, RunLogger, open_client, start_run
 from ..tracking.provenance import data_files, provenance, provenance_tags
 from ..tracking.sweep import job_tags
 from ..tracking.tables import COLUMNS, Column, summary_table
-from .resume import Progress
+from .resume import Progress, read_state
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +99,19 @@ def tracked_run(
         if progress is not None:
             progress.save()
             progress.release()
+
+
+def close_left_run(cfg: SSOConfig, status: str) -> None:
+    """A rank that outlives rank 0 closes the MLflow run rank 0 tracked (with the status
+    rank 0 would give it), so that a dead rank 0 leaves no run RUNNING; rank 0 closes its
+    own."""
+    if is_main() or cfg.output_dir is None:
+        return
+    try:
+        run_id = (read_state(Path(cfg.output_dir)) or {}).get("run_id")
+        if run_id:
+            client = open_client(cfg.tracking.uri)
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_terminated(run_id, status)
+    except Exception as err:  # the job is failing already; its message is what matters
+        log.warning("could not close the MLflow run rank 0 left: %s", err)

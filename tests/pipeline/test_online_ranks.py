@@ -217,3 +217,30 @@ def test_verifiable_constraints_are_drawn_alike_on_one_and_two_ranks(tmp_path):
     name = "iter_1/generated.jsonl"
     assert (two / name).read_bytes() == (one / name).read_bytes()
     assert all(json.loads(line)["constraints"] for line in (one / name).open())
+
+
+def test_a_dead_rank_ends_the_other_in_one_message(tmp_path):
+    """Rank 1 killed while the job samples: rank 0's collective fails, and the run ends in
+    one line naming what happened, FAILED in MLflow, no traceback."""
+    run_dir = tmp_path / "run"
+    args = [
+        f"hydra.run.dir={run_dir}",
+        f"tracking.uri={store(tmp_path)}",
+        f"tracking.artifact_location={tmp_path}/art",
+        *ARGS,
+        *TWO_RANKS,
+    ]
+    proc = forkserver.Job("sso_exp", args, ROOT)
+    start = time.monotonic()
+    while "iter_1/train" not in stages(run_dir):
+        assert proc.poll() is None, "the run ended before the kill"
+        assert time.monotonic() - start < 300
+        time.sleep(0.02)
+    (rank1,) = [int(p) for p in os.popen(f"pgrep -P {proc.pid}").read().split()]
+    os.kill(rank1, signal.SIGKILL)
+    done = proc.wait(timeout=120)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-3000:]
+    assert "rank 0: another rank of this 2-rank job died" in said and "Traceback" not in said
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.status == "FAILED"
