@@ -17,8 +17,9 @@ from ..distributed import is_main
 from ..errors import SSOError, Stopped
 from ..models.device import autocast
 from ..runtime.signals import raise_if_stopped, stop_on_signals
-from ..tracking.mlflow_run import IdleLogger, RunLogger, open_client, start_run
+from ..tracking.mlflow_run import IdleLogger, RunLogger, start_run
 from ..tracking.provenance import data_files, provenance, provenance_tags
+from ..tracking.store import open_client
 from ..tracking.sweep import job_tags
 from ..tracking.tables import COLUMNS, Column, summary_table
 from .resume import Progress, read_state

@@ -26,7 +26,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..config import SSOConfig, TrackingConfig, validate
 from ..errors import ConfigError
-from .mlflow_run import experiment_id, open_client, search_all_runs
+from .mlflow_run import search_all_runs
+from .store import experiment_id, open_client
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"

@@ -10,7 +10,7 @@ from conftest import ROOT
 OPEN = """
 import sys
 from types import SimpleNamespace
-from sso_exp.tracking.mlflow_run import experiment_id, open_client
+from sso_exp.tracking.store import experiment_id, open_client
 client = open_client(sys.argv[1])
 print(experiment_id(client, SimpleNamespace(experiment_name="x", artifact_location=None)))
 """
