@@ -246,9 +246,7 @@ def study(a: argparse.Namespace) -> None:
         "(95%)\n"
     )
     print(summary_table(rows, STUDY_COLUMNS))
-    path = plot_group(
-        ROOT / "docs/img/study_sso_pbaa.png", "SSO vs PBAA", STUDY_PLOT, list(runs), series
-    )
+    path = plot_group(OUT / "study_sso_pbaa.png", "SSO vs PBAA", STUDY_PLOT, list(runs), series)
     print(f"\nplot: {path}")
 
 
@@ -282,9 +280,6 @@ def verifiable(a: argparse.Namespace) -> None:
     seed: every iteration's pairs judged by IFEval's checker, the policy's IFEval (by
     lm-evaluation-harness) before training and after the last iteration. One table per run
     and iteration, the per-family signal of the untrained policy, one figure."""
-    from sso_exp.tracking.compare import find_study, iteration_series, labels, plot_group
-    from sso_exp.tracking.tables import summary_table
-
     sweep_dir = OUT / "verifiable"
     cmd = [
         sys.executable, "-m", "sso_exp", "-m", f"experiment={','.join(PRESETS)}",
@@ -302,6 +297,15 @@ def verifiable(a: argparse.Namespace) -> None:
     if subprocess.run(cmd, cwd=ROOT, stdin=subprocess.DEVNULL).returncode:
         sys.exit(f"the sweep failed: {' '.join(cmd)}")
     print(f"[verifiable] sweep {time.perf_counter() - start:.0f} s", flush=True)
+    verifiable_report(a, sweep_dir)
+
+
+def verifiable_report(a: argparse.Namespace, sweep_dir: Path) -> None:
+    """The study's table, the untrained policy's signal per family, and its figure, read
+    back from the sweep's runs."""
+    from sso_exp.tracking.compare import find_study, iteration_series, labels, plot_group
+    from sso_exp.tracking.tables import summary_table
+
     client = mlflow.MlflowClient(URI)
     sweep_id = json.loads((sweep_dir / "sweep.json").read_text())["sweep_id"]
     study = find_study(client, "figures", sweep_id)
@@ -314,13 +318,17 @@ def verifiable(a: argparse.Namespace) -> None:
         for it in range(0, a.study_iterations + 1)
     ]
     print(summary_table(rows, VERIFIABLE_COLUMNS))
-    first = client.get_run(study.runs[0].info.run_id).data.metrics
+    logged = client.get_run(study.runs[0].info.run_id).data.metrics
+    family = [k for k in logged if k.startswith("signal/family/")]
+    first = iteration_series(client, study.runs[0], family)  # iteration 1: the same in all
     print("\nIteration 1 (the untrained policy), per family, %:")
-    for key in sorted(k for k in first if k.startswith("signal/family/") and k.count("/") == 3):
-        if not key.endswith(("_se", "_ci_low", "_ci_high")):
-            lo, hi = first.get(f"{key}_ci_low"), first.get(f"{key}_ci_high")
+    for key in sorted(k for k in family if not k.endswith(("_se", "_ci_low", "_ci_high"))):
+        value, low, high = (
+            first.get(k, {}).get(1) for k in (key, f"{key}_ci_low", f"{key}_ci_high")
+        )
+        if value is not None:
             print(
-                f"  {key}: {first[key]:.1f}" + (f" [{lo:.1f}, {hi:.1f}]" if lo is not None else "")
+                f"  {key}: {value:.1f}" + (f" [{low:.1f}, {high:.1f}]" if low is not None else "")
             )
     path = plot_group(
         ROOT / "docs/img/study_verifiable.png",
