@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import FIXTURES, ROOT, run_cli, run_module, store
+from conftest import FIXTURES, ROOT, compose_cfg, run_cli, run_module, store
 from sso_exp.config import compose
 from sso_exp.pipeline.resume import run_identity
 
@@ -209,14 +209,23 @@ def test_torchrun_starts_the_same_job(tmp_path, one_rank):
 
 
 def test_verifiable_constraints_are_drawn_alike_on_one_and_two_ranks(tmp_path):
-    """A query's constraints and arguments come from its stream alone: two ranks, which
-    split the sampling, write the records of one."""
+    """A query's constraints and arguments come from its stream alone: the records two ranks
+    write (each sampling half) carry the constraints one process draws for the same seed,
+    iteration and query index."""
+    import random
+
+    from sso_exp.distributed import stream_seed
+    from sso_exp.steering.verifiable import draw_constraints
+
     verifiable = ("principle=verifiable", "schedule.iterations=1")
-    one = finished(tmp_path / "one", *ONE_RANK, *verifiable)
-    two = finished(tmp_path / "two", *TWO_RANKS, *verifiable)
-    name = "iter_1/generated.jsonl"
-    assert (two / name).read_bytes() == (one / name).read_bytes()
-    assert all(json.loads(line)["constraints"] for line in (one / name).open())
+    two = finished(tmp_path, *TWO_RANKS, *verifiable)
+    cfg = compose_cfg(tmp_path / "cfg", *ARGS, *verifiable)
+    records = [json.loads(line) for line in (two / "iter_1/generated.jsonl").open()]
+    seed = cfg.schedule.seed
+    assert [r["constraints"] for r in records] == [
+        draw_constraints(cfg.principle, random.Random(stream_seed(seed, 1, "", i, "choices")))
+        for i in range(len(records))
+    ]
 
 
 def test_a_dead_rank_ends_the_other_in_one_message(tmp_path):
