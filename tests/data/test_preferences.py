@@ -1,6 +1,7 @@
 """Human preference files and SSO records as reward-model pairs."""
 
 import json
+from functools import partial
 
 import pytest
 
@@ -62,15 +63,18 @@ def test_human_pairs_become_records_with_history(tmp_path, data_dir):
     assert read_training_pairs(data_dir / "sso_example.json")[0]["p_system"]
 
 
+def pair_row(kind, chosen, rejected):
+    """A pair as an SSO record or as a prompt/chosen/rejected row."""
+    if kind == "records":
+        return make_record("q", "be good", "be bad", chosen, rejected, "y0")
+    return {"prompt": "q", "chosen": chosen, "rejected": rejected}
+
+
 @pytest.mark.parametrize("kind", ["records", "human"])
 def test_pairs_with_equal_answers_are_dropped_counted_or_refused(tmp_path, kind):
     from sso_exp.data.preferences import read_training_pairs
 
-    def row(chosen, rejected):
-        if kind == "records":
-            return make_record("q", "be good", "be bad", chosen, rejected, "")
-        return {"prompt": "q", "chosen": chosen, "rejected": rejected}
-
+    row = partial(pair_row, kind)
     f = tmp_path / "pairs.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in [row("a", "a"), row("a", "b")]))
     assert [r["chosen"] for r in read_training_pairs(f)] == ["a"]
@@ -85,11 +89,7 @@ def test_pairs_with_equal_answers_are_dropped_counted_or_refused(tmp_path, kind)
 def test_pairs_with_an_empty_answer_are_dropped_with_a_warning(tmp_path, kind, caplog):
     from sso_exp.data.preferences import read_training_pairs
 
-    def row(chosen, rejected):
-        if kind == "records":
-            return make_record("q", "be good", "be bad", chosen, rejected, "y0")
-        return {"prompt": "q", "chosen": chosen, "rejected": rejected}
-
+    row = partial(pair_row, kind)
     f = tmp_path / "pairs.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in [row("a", "b"), row("  ", "b")]))
     assert [r["chosen"] for r in read_training_pairs(f)] == ["a"]

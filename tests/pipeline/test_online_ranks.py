@@ -130,7 +130,8 @@ def test_a_run_may_go_on_with_another_number_of_ranks(tmp_path):
     assert run_identity(compose(*ARGS, "trainer=ddp", "schedule.batch_size=4")) == one
 
 
-def test_two_ranks_killed_while_sampling_iteration_2_resume(tmp_path, one_rank):
+def two_ranks_sampling_iteration_2(tmp_path):
+    """A 2-rank job (Lightning's launcher), returned once iteration 1 has trained."""
     run_dir = tmp_path / "run"
     args = [
         f"hydra.run.dir={run_dir}",
@@ -145,6 +146,11 @@ def test_two_ranks_killed_while_sampling_iteration_2_resume(tmp_path, one_rank):
         assert proc.poll() is None, "the run ended before the kill"
         assert time.monotonic() - start < 300
         time.sleep(0.02)
+    return proc, run_dir
+
+
+def test_two_ranks_killed_while_sampling_iteration_2_resume(tmp_path, one_rank):
+    proc, run_dir = two_ranks_sampling_iteration_2(tmp_path)
     os.kill(proc.pid, signal.SIGKILL)  # rank 0; rank 1 follows it
     proc.wait(timeout=120)
     assert not (run_dir / "iter_2/pairs.jsonl").exists()
@@ -231,20 +237,7 @@ def test_verifiable_constraints_are_drawn_alike_on_one_and_two_ranks(tmp_path):
 def test_a_dead_rank_ends_the_other_in_one_message(tmp_path):
     """Rank 1 killed while the job samples: rank 0's collective fails, and the run ends in
     one line naming what happened, FAILED in MLflow, no traceback."""
-    run_dir = tmp_path / "run"
-    args = [
-        f"hydra.run.dir={run_dir}",
-        f"tracking.uri={store(tmp_path)}",
-        f"tracking.artifact_location={tmp_path}/art",
-        *ARGS,
-        *TWO_RANKS,
-    ]
-    proc = forkserver.Job("sso_exp", args, ROOT)
-    start = time.monotonic()
-    while "iter_1/train" not in stages(run_dir):
-        assert proc.poll() is None, "the run ended before the kill"
-        assert time.monotonic() - start < 300
-        time.sleep(0.02)
+    proc, run_dir = two_ranks_sampling_iteration_2(tmp_path)
     (rank1,) = [int(p) for p in os.popen(f"pgrep -P {proc.pid}").read().split()]
     os.kill(rank1, signal.SIGKILL)
     done = proc.wait(timeout=120)
