@@ -8,6 +8,7 @@ side, the principle's wording are ours."""
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any, Dict, List, Mapping, Sequence
 
@@ -18,9 +19,10 @@ from ..runtime.host import offline_hub
 Spec = Dict[str, Any]  # a constraint as stored: {"id", "kwargs", "negate"}
 
 
+@functools.cache
 def registry() -> Mapping[str, type]:
     """IFEval's instruction id -> checker class (imported when first needed: lm_eval is
-    heavy, and only verifiable principles and IFEval use it)."""
+    heavy, and only verifiable principles and IFEval use it; once: every verdict asks)."""
     import langdetect
 
     offline_hub()

@@ -100,8 +100,12 @@ class FiniteTraining(pl.Callback):
     @staticmethod
     @torch.no_grad()
     def require(trainer: pl.Trainer, tensors: List[torch.Tensor], what: str) -> None:
-        bad = sum(not torch.isfinite(getattr(t, "_local_tensor", t)).all() for t in tensors)
-        flag = torch.tensor(float(bad), device=trainer.strategy.root_device)
+        if not tensors:
+            return
+        # one flag per tensor on its device, summed there: a single host sync per check
+        # (a bool per tensor would wait on the device hundreds of times a step)
+        bad = torch.stack([~torch.isfinite(getattr(t, "_local_tensor", t)).all() for t in tensors])
+        flag = bad.sum().float().to(trainer.strategy.root_device)
         if trainer.strategy.reduce(flag, reduce_op="sum").item():
             raise NonFiniteTraining(
                 f"training stopped at optimizer step {trainer.global_step + 1}: the {what} "
