@@ -5,7 +5,7 @@ which the summaries show as mean ± 1.96 SE."""
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -29,6 +29,21 @@ def accuracy_metrics(prefix: str, hits: Sequence[bool]) -> Dict[str, float]:
         f"{prefix}/accuracy_ci_low": low,
         f"{prefix}/accuracy_ci_high": high,
         f"{prefix}/n": len(hits),
+    }
+
+
+def percent_share(key: str, hits: Sequence[bool], se: Optional[float] = None) -> Dict[str, float]:
+    """`key`: the share of hits in percent, with its standard error (binomial unless the
+    caller has one, e.g. a benchmark harness's own) and its Wilson 95% interval
+    (`_se`, `_ci_low`, `_ci_high`)."""
+    n, k = len(hits), sum(hits)
+    p = k / n
+    low, high = wilson_interval(k, n)
+    return {
+        key: 100 * p,
+        f"{key}_se": 100 * (math.sqrt(p * (1 - p) / n) if se is None else se),
+        f"{key}_ci_low": 100 * low,
+        f"{key}_ci_high": 100 * high,
     }
 
 

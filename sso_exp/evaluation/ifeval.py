@@ -6,7 +6,7 @@ task file that includes the harness's and reads the local JSON lines, so no hub 
 The harness gives a standard error for the prompt-level metrics only; the instruction-level
 ones pool the instructions of all prompts, so their SE here is the ratio estimator's over
 prompts (instructions of one prompt are not independent). Intervals: Wilson for the
-prompt-level shares, mean ± 1.96 SE for the pooled ones."""
+prompt-level shares (evaluation/accuracy.py), mean ± 1.96 SE for the pooled ones."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..runtime.host import offline_hub
-from .accuracy import Z95, wilson_interval
+from .accuracy import Z95, percent_share
 from .tasks import TaskResult
 
 TASK = "sso_exp_ifeval"
@@ -84,24 +84,17 @@ def clustered(hits: Sequence[Sequence[bool]]) -> Dict[str, float]:
             "_ci_high": 100 * min(1.0, high)}  # fmt: skip
 
 
-def prompt_share(hits: Sequence[bool], se: float) -> Dict[str, float]:
-    """A prompt-level share with the harness's SE and a Wilson 95% interval, in percent."""
-    low, high = wilson_interval(sum(hits), len(hits))
-    share = sum(hits) / len(hits)
-    return {"": 100 * share, "_se": 100 * se, "_ci_low": 100 * low, "_ci_high": 100 * high}
-
-
 def ifeval_result(results: Dict) -> TaskResult:
     """Metrics (`ifeval/<metric>` with `_se`, `_ci_low`, `_ci_high`) and one row per prompt."""
     samples = results["samples"][TASK]
     figures = results["results"][TASK]
     metrics: Dict[str, float] = {"ifeval/n": float(len(samples))}
     for name in PROMPT_LEVEL:
+        se = figures.get(f"{name}_stderr,none")  # the harness's, a fraction
         hits = [bool(s[name]) for s in samples]
-        se = figures.get(f"{name}_stderr,none")
-        se = se if isinstance(se, float) else math.nan
-        for suffix, value in prompt_share(hits, se).items():
-            metrics[f"ifeval/{name}{suffix}"] = value
+        metrics.update(
+            percent_share(f"ifeval/{name}", hits, se if isinstance(se, float) else math.nan)
+        )
     for name in INST_LEVEL:
         for suffix, value in clustered([s[name] for s in samples]).items():
             metrics[f"ifeval/{name}{suffix}"] = value

@@ -7,12 +7,11 @@ per constraint family; with an LLM judge, its agreement with the checker on the 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import DataError
 from ..steering.verifiable import all_hold
-from .accuracy import wilson_interval
+from .accuracy import percent_share, wilson_interval
 
 ANSWERS = {"chosen": "y+", "rejected": "y-", "raw": "y0"}
 
@@ -65,19 +64,6 @@ def outcomes(v: Dict[str, bool]) -> Dict[str, bool]:
     }
 
 
-def share(prefix: str, hits: Sequence[bool]) -> Dict[str, float]:
-    """`prefix` in percent, its binomial SE and Wilson 95% interval."""
-    n, k = len(hits), sum(hits)
-    p = k / n
-    low, high = wilson_interval(k, n)
-    return {
-        prefix: 100 * p,
-        f"{prefix}_se": 100 * math.sqrt(p * (1 - p) / n),
-        f"{prefix}_ci_low": 100 * low,
-        f"{prefix}_ci_high": 100 * high,
-    }
-
-
 def verified_metrics(rows: Sequence[Dict[str, Any]]) -> Dict[str, float]:
     """Every outcome overall and per family (a record counts for each family it draws)."""
     metrics: Dict[str, float] = {"signal/verified_n": float(len(rows))}
@@ -90,8 +76,8 @@ def verified_metrics(rows: Sequence[Dict[str, Any]]) -> Dict[str, float]:
     ]:
         if prefix != "signal":
             metrics[f"{prefix}/n"] = float(len(group))
-        for name in outcomes(group[0]["verdicts"]):
-            metrics.update(share(f"{prefix}/{name}", [r["outcomes"][name] for r in group]))
+        for name in group[0]["outcomes"]:
+            metrics.update(percent_share(f"{prefix}/{name}", [r["outcomes"][name] for r in group]))
     return metrics
 
 
