@@ -13,7 +13,7 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..config import FeatureConfig, PrincipleConfig
 
@@ -116,6 +116,19 @@ def system_prompt(adjectives: Sequence[str], principles: Sequence[Tuple[str, str
     return f"Your response should be {join_words(adjectives)}.\n\n{body}\n\n{secrecy}"
 
 
+def mirrored(names: Sequence[str], table: Dict, text: Callable[[str, int], str], secrecy: str):
+    """(p+, p-) in the template: side 0 the good adjectives and principles, side 1 the bad;
+    `table` maps a feature name to its adjectives, `text(name, side)` gives its principle."""
+    return tuple(
+        system_prompt(
+            [getattr(table[n], adjective) for n in names],
+            [(n, text(n, side)) for n in names],
+            secrecy,
+        )
+        for side, adjective in enumerate(("good", "bad"))
+    )
+
+
 def steer(
     features: Sequence[str],
     cfg: PrincipleConfig,
@@ -126,28 +139,14 @@ def steer(
     table = {f.name: f for f in cfg.features}
     pairs = {n: (table[n].good_principle, table[n].bad_principle) for n in features}
     pairs.update(written or {})
-    p_system, n_system = (
-        system_prompt(
-            [getattr(table[n], adjective) for n in features],
-            [(n, pairs[n][side]) for n in features],
-            cfg.secrecy,
-        )
-        for side, adjective in enumerate(("good", "bad"))
-    )
+    p_system, n_system = mirrored(features, table, lambda n, side: pairs[n][side], cfg.secrecy)
     return Steering(tuple(features), p_system, n_system)
 
 
 def steer_verifiable(constraints: Sequence[Dict], cfg: PrincipleConfig) -> Steering:
     """p+ and p- from a query's drawn constraints (steering/verifiable.py), in the same
     template; the constraints go with the steering into the record."""
+    drawn = {c["family"]: (c["good_principle"], c["bad_principle"]) for c in constraints}
     table = {f.name: f for f in cfg.verifiable}
-    names = [c["family"] for c in constraints]
-    p_system, n_system = (
-        system_prompt(
-            [getattr(table[n], adjective) for n in names],
-            [(c["family"], c[f"{adjective}_principle"]) for c in constraints],
-            cfg.secrecy,
-        )
-        for adjective in ("good", "bad")
-    )
-    return Steering(tuple(names), p_system, n_system, tuple(constraints))
+    p_system, n_system = mirrored(list(drawn), table, lambda n, side: drawn[n][side], cfg.secrecy)
+    return Steering(tuple(drawn), p_system, n_system, tuple(constraints))
