@@ -115,7 +115,8 @@ def without_empty(path: Path, records: List[Dict]) -> List[Dict]:
         )  # fmt: skip
     if records and len(empty) == len(records):
         raise DataError(f"{path}: every pair has an empty chosen or rejected answer")
-    return [r for n, r in enumerate(records, 1) if n not in set(empty)]
+    dropped = set(empty)
+    return [r for n, r in enumerate(records, 1) if n not in dropped]
 
 
 def read_training_pairs(path: str | Path, equal: str = "drop") -> List[Dict]:
