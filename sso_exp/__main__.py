@@ -45,12 +45,13 @@ def run(cfg: DictConfig) -> Optional[float]:
         config = validate(cfg)
     except OmegaConfBaseException as err:  # wrong type, unknown or missing key
         raise ConfigError(str(err)) from None
-    from .distributed import peer_lost
+    from .distributed import barrier, outlived
     from .pipeline.inputs import check_inputs
     from .pipeline.launch import start_ranks
     from .pipeline.tracked_run import close_left_run
     from .runtime.host import limit_onednn_cache
     from .runtime.memory import imports_frozen
+    from .runtime.watchdog import claim_or_wait, stop_watching
 
     limit_onednn_cache(config.trainer)
 
@@ -60,15 +61,18 @@ def run(cfg: DictConfig) -> Optional[float]:
     try:
         with imports_frozen():
             rows = work(config)
-    except Stopped:  # torchrun stops the ranks that outlive a dead one this way
-        close_left_run(config, "KILLED")
-        raise
-    except RuntimeError as err:
-        lost = peer_lost(err)
-        if lost is None:
+        stop_watching()
+        barrier()  # no rank exits before the others are done: that would look like a loss
+    except (Stopped, RuntimeError) as err:  # a stop, or a rank that outlived a dead one
+        lost = outlived(err)
+        if lost is None and isinstance(err, RuntimeError):
             raise
-        close_left_run(config, "FAILED")
-        raise lost from None
+        if lost is not None:
+            claim_or_wait()
+        close_left_run(config, "KILLED" if lost is None else "FAILED")
+        raise (err if lost is None else lost) from None
+    finally:
+        stop_watching()
     return optimized_value(config.optimized_metric, rows)
 
 

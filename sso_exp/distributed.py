@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+import socket
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from .errors import SSOError
+from .errors import SSOError, Stopped
 
 T = TypeVar("T")
 
@@ -147,19 +149,62 @@ def shard_map(fn: Callable[..., Any], *columns: Sequence[Any]) -> Any:
 
 # what gloo (and NCCL's socket layer) say when the other end of a collective is gone
 PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+_processes: List[Tuple[str, int]] = []  # every rank's (host, pid), once the group is up
 
 
 class RankLost(SSOError):
-    """Another rank of the job died (killed, out of memory) in the middle of a collective."""
+    """Another rank of the job died (killed, out of memory) while this one worked."""
 
 
-def peer_lost(err: BaseException) -> Optional[RankLost]:
-    """A collective that failed because another rank died, as one message (None: another
-    error)."""
-    text = str(err)
-    if not (active() and isinstance(err, RuntimeError) and any(s in text for s in PEER_GONE)):
-        return None
+def note_processes() -> None:
+    """Every rank's host and pid, gathered when the job starts, so that a rank outliving
+    another can name the one that died."""
+    _processes[:] = gather((socket.gethostname(), os.getpid()))
+
+
+def _gone(pid: int) -> bool:
+    """Whether the process ended (a zombie not yet reaped by its parent included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
+
+
+def dead_ranks() -> List[int]:
+    """The ranks on this host whose process has ended (those on other hosts are unknown)."""
+    host = socket.gethostname()
+    return [r for r, (h, pid) in enumerate(_processes) if r != rank() and h == host and _gone(pid)]
+
+
+def lost_rank(dead: List[int], detail: str) -> RankLost:
+    """The one message of a rank that outlives `dead` (empty: on another host)."""
+    who = f"rank {', '.join(map(str, dead))}" if dead else "another rank"
     return RankLost(
-        f"rank {rank()}: another rank of this {world()}-rank job died ({text.splitlines()[0]}); "
-        "the run is marked FAILED, and the same command resumes it from its last finished stage"
+        f"rank {rank()}: {who} of this {world()}-rank job ended (killed, or stopped by an "
+        f"error it reported; {detail}); the run is marked FAILED, and the same command "
+        "resumes it from its last finished stage"
     )
+
+
+def outlived(err: BaseException) -> Optional[RankLost]:
+    """A rank's failed collective or its stop by the launcher (torchrun stops the ranks that
+    outlive a dead one with SIGTERM) when another rank ended, as one message naming it
+    (None: another cause)."""
+    if not active():
+        return None
+    text = f"this rank was {err}" if isinstance(err, Stopped) else str(err).splitlines()[0]
+    dead = dead_ranks()
+    if isinstance(err, Stopped) and not dead:
+        return None
+    if not isinstance(err, Stopped) and not (
+        isinstance(err, RuntimeError) and any(s in text for s in PEER_GONE)
+    ):
+        return None
+    return lost_rank(dead, text)

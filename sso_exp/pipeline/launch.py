@@ -7,15 +7,16 @@ its rank and world size from the first line, and all ranks work in rank 0's run 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import threading
-import time
 
 from ..config import SSOConfig, TrainerConfig
-from ..distributed import broadcast, world
+from ..distributed import RankLost, broadcast, note_processes, world
 from ..errors import ConfigError
+from ..runtime.watchdog import watch_ranks
 from ..training.fit import check_trainer
+from .tracked_run import close_left_run
 
 log = logging.getLogger(__name__)
 SPAWNING = ("ddp_spawn", "ddp_notebook", "ddp_fork")  # ranks live inside `fit` only
@@ -49,16 +50,10 @@ def check_devices(trainer_cfg: TrainerConfig, processes: int) -> None:
         )
 
 
-def _exit_with_parent() -> None:
-    """A rank Lightning started dies with rank 0 (killed -9, it could not take it along)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="exit-with-rank-0").start()
+def end_for_lost_rank(cfg: SSOConfig, lost: RankLost) -> None:
+    """What a rank's watchdog does when another rank of the job has ended."""
+    close_left_run(cfg, "FAILED")
+    log.error("%s", lost)
 
 
 def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
@@ -74,7 +69,6 @@ def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
         return cfg
     check_devices(trainer_cfg, launcher.world_size // trainer_cfg.num_nodes)
     torchrun = "TORCHELASTIC_RUN_ID" in os.environ
-    started_by_lightning = not torchrun and int(os.environ.get("LOCAL_RANK", "0")) > 0
     if sweeping and not torchrun and "LOCAL_RANK" not in os.environ:
         raise ConfigError(
             "config key 'trainer.devices': a sweep (-m) runs its jobs one after another in "
@@ -84,8 +78,8 @@ def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
         launcher.launch()
     except ValueError as err:  # torchrun started another number of processes
         raise ConfigError(f"config key 'trainer.devices': {err}") from None
-    if started_by_lightning:
-        _exit_with_parent()
     cfg.output_dir = broadcast(cfg.output_dir)
+    note_processes()
+    watch_ranks(functools.partial(end_for_lost_rank, cfg))
     log.info("rank %d of %d, working in %s", launcher.global_rank, world(), cfg.output_dir)
     return cfg

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
 from ..config import SSOConfig
-from ..distributed import is_main
+from ..distributed import dead_ranks, is_main
 from ..errors import SSOError, Stopped
 from ..models.device import autocast
 from ..runtime.signals import raise_if_stopped, stop_on_signals
@@ -86,8 +86,8 @@ def tracked_run(
         status = "FINISHED"
         if progress is not None:
             progress.finished = True
-    except (KeyboardInterrupt, Stopped):
-        status = "KILLED"
+    except (KeyboardInterrupt, Stopped):  # a launcher stops the ranks outliving a dead one
+        status = "FAILED" if dead_ranks() else "KILLED"
         raise
     finally:
         if rows and is_main():
@@ -103,10 +103,9 @@ def tracked_run(
 
 
 def close_left_run(cfg: SSOConfig, status: str) -> None:
-    """A rank that outlives rank 0 closes the MLflow run rank 0 tracked (with the status
-    rank 0 would give it), so that a dead rank 0 leaves no run RUNNING; rank 0 closes its
-    own."""
-    if is_main() or cfg.output_dir is None:
+    """The run's MLflow run closed with `status` if it is still RUNNING: by a rank that
+    outlives the rank that tracked it (rank 0), or by rank 0 when its watchdog ends it."""
+    if cfg.output_dir is None:
         return
     try:
         run_id = (read_state(Path(cfg.output_dir)) or {}).get("run_id")

@@ -9,6 +9,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Tuple
 
+from ..distributed import active
 from ..errors import Stopped
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -26,8 +27,11 @@ def raise_if_stopped() -> None:
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """SIGINT and SIGTERM raise Stopped wherever the work is (training included), or at the
-    next stage boundary where that exception was dropped; a second one while the run closes
-    acts as Python's default would."""
+    next stage boundary where that exception was dropped. A second SIGINT while the run
+    closes acts as Python's default would (Ctrl-C twice); once SIGTERM came, the process
+    ignores it from then on, so that the run gets closed: supervisors (torchrun, Slurm)
+    send it more than once before the SIGKILL that still ends the process. So does a rank
+    of a multi-rank job whose work failed: torchrun stops the ranks outliving a dead one."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -35,15 +39,22 @@ def stop_on_signals() -> Iterator[None]:
     def stop(signum, frame):
         _received.append(signum)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Stopped(signum)
 
     before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    failed = False
     try:
         yield
+    except BaseException:
+        failed = True
+        raise
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+        # a rank outliving a dead one fails its collective, and its launcher SIGTERMs it
+        if signal.SIGTERM in _received or (failed and active()):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _received.clear()
 
 

@@ -59,7 +59,7 @@ def append_calls(path: Path, calls: Iterable[Call], mode: str = "a") -> None:
 def read_calls(path: Path) -> List[Call]:
     """The buffered calls; a last line cut short by a kill is dropped, any other bad line
     stops with the file and line named."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_bytes().splitlines()  # json decodes each as UTF-8 (or refuses it)
     calls = []
     for number, text in enumerate(lines, 1):
         try:

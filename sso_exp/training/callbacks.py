@@ -110,8 +110,9 @@ class FiniteTraining(pl.Callback):
             raise NonFiniteTraining(
                 f"training stopped at optimizer step {trainer.global_step + 1}: the {what} "
                 "holds NaN or infinite values; nothing of this iteration was saved (the "
-                "iterations before it stay in the run folder). These settings diverge: "
-                "lower schedule.optimizer.lr (or the loss's scale) in a new run"
+                "iterations before it stay in the run folder). Settings that diverge: lower "
+                "schedule.optimizer.lr (or the loss's scale) in a new run; a fault outside "
+                "the config, once fixed: the same command resumes before this training"
             )
 
 
