@@ -2,7 +2,6 @@
 itself on the embedded SmolLM2-135M (CPU), then read back from MLflow and printed.
 
     .venv/bin/python scripts/paper_figures.py rm       # RMs: human pairs vs SSO pairs
-    .venv/bin/python scripts/paper_figures.py gsm8k    # GSM8K exact match, 100 items
     .venv/bin/python scripts/paper_figures.py signal   # sso vs pbaa: signal accuracy, on-policyness
     .venv/bin/python scripts/paper_figures.py study    # sso vs pbaa, 4 x 48 queries, fixed judge
     .venv/bin/python scripts/paper_figures.py alpaca   # AlpacaEval 2.0: weighted vs pairwise judge
@@ -95,21 +94,6 @@ def rm_figures(a: argparse.Namespace) -> None:
             f"| {label} | {pairs:.0f} | {m['rm/eval/n']:.0f} | {m['rm/eval/accuracy']:.3f} | "
             f"[{m['rm/eval/accuracy_ci_low']:.3f}, {m['rm/eval/accuracy_ci_high']:.3f}] |"
         )
-
-
-def gsm8k_figure(a: argparse.Namespace) -> None:
-    m = run(
-        "gsm8k",
-        "mode=eval",
-        "eval.tasks=[gsm8k]",
-        f"eval.gsm8k.limit={a.gsm8k_items}",
-        f"eval.gsm8k.max_new_tokens={a.gsm8k_tokens}",
-    )
-    print(
-        f"\nGSM8K exact match (SmolLM2-135M-Instruct, greedy, {m['gsm8k/n']:.0f} items): "
-        f"{m['gsm8k/exact_match']:.1f}% ± {m['gsm8k/exact_match_se']:.1f} (SE); "
-        f"no number in {m['gsm8k/no_answer']:.0f}"
-    )
 
 
 def signal_figures(a: argparse.Namespace) -> None:
@@ -285,7 +269,8 @@ def verifiable(a: argparse.Namespace) -> None:
         sys.executable, "-m", "sso_exp", "-m", f"experiment={','.join(PRESETS)}",
         "principle=verifiable", "eval/judge=verifier", "eval.tasks=[signal,ifeval]",
         "eval.every_iteration=true", "eval.ifeval.schedule=ends",
-        f"eval.ifeval.limit={a.ifeval_items}", f"eval.ifeval.max_gen_toks={a.ifeval_tokens}",
+        f"eval.ifeval.limit={a.ifeval_items}",
+        f"eval.ifeval.gen_kwargs.max_gen_toks={a.ifeval_tokens}",
         f"schedule.iterations={a.study_iterations}",
         f"schedule.queries_per_iteration={a.verifiable_queries}",
         f"generation.max_new_tokens={a.verifiable_tokens}",
@@ -344,9 +329,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "figure", choices=["rm", "gsm8k", "signal", "alpaca", "study", "verifiable", "all"]
-    )
+    p.add_argument("figure", choices=["rm", "signal", "alpaca", "study", "verifiable", "all"])
     p.add_argument("--rm-train", type=int, default=400, help="human training pairs")
     p.add_argument("--rm-eval", type=int, default=300, help="human evaluation pairs")
     p.add_argument("--rm-max-length", type=int, default=256)
@@ -355,8 +338,6 @@ def main() -> None:
     p.add_argument(
         "--sso-queries", type=int, default=48, help="queries the policy writes SSO pairs for"
     )
-    p.add_argument("--gsm8k-items", type=int, default=100)
-    p.add_argument("--gsm8k-tokens", type=int, default=256)
     p.add_argument("--signal-queries", type=int, default=8)
     p.add_argument("--alpaca-items", type=int, default=50)
     p.add_argument("--alpaca-tokens", type=int, default=512, help="answer budget (CPU)")
@@ -369,7 +350,7 @@ def main() -> None:
     p.add_argument("--ifeval-items", type=int, default=100, help="IFEval's first prompts")
     p.add_argument("--ifeval-tokens", type=int, default=128, help="IFEval answer budget")
     a = p.parse_args()
-    figures = (("rm", rm_figures), ("gsm8k", gsm8k_figure), ("signal", signal_figures))
+    figures = (("rm", rm_figures), ("signal", signal_figures))
     more = (("alpaca", alpaca_figure), ("study", study), ("verifiable", verifiable))
     for name, fn in (*figures, *more):
         if a.figure in (name, "all"):

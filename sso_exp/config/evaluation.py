@@ -10,7 +10,17 @@ from omegaconf import MISSING
 from ..errors import require, require_choice
 from .model import ModelConfig
 
-TASKS = ("signal", "human_pairs", "alpaca", "mt_bench", "gsm8k", "ifeval")
+TASKS = (
+    "signal",
+    "human_pairs",
+    "alpaca",
+    "mt_bench",
+    "gsm8k",
+    "math500",
+    "mmlu_pro",
+    "gpqa",
+    "ifeval",
+)
 BENCHMARKS = ("signal", "alpaca", "mt_bench", "gsm8k")  # eval.tasks' default
 ANNOTATORS = ("weighted", "pairwise")
 SCHEDULES = ("every", "ends")
@@ -70,7 +80,7 @@ JUDGES = {
     "rm": RewardJudgeConfig,
     "verifier": VerifierJudgeConfig,
 }
-VERIFIER_TASKS = ("signal", "gsm8k", "ifeval")  # the tasks that need no LLM judge
+VERIFIER_TASKS = ("signal", "gsm8k", "math500", "mmlu_pro", "gpqa", "ifeval")  # no LLM judge
 
 
 @dataclass
@@ -121,15 +131,17 @@ class AlpacaTaskConfig:
 @dataclass
 class MTBenchTaskConfig:
     """MT-Bench's questions, two turns each, as FastChat's `llm_judge` runs them: its answer
-    budget, its answer temperature per category (0: greedy), its judge budget, and its judge
-    prompts where its prompts file is given (ours otherwise)."""
+    budget, its answer temperature per category (0: greedy), its judge budget, its judge
+    prompts and its rating parser (first [[x]], else first [x], else a failed judgment,
+    counted as `mt_bench/unparsed`)."""
 
     path: Optional[str] = "mt_bench_questions.jsonl"  # the questions
     # reference answers shown to the judge for math, reasoning and coding (where a question
     # has none of its own)
     reference: Optional[str] = "mt_bench_reference_gpt4.jsonl"
-    judge_prompts: Optional[str] = None  # a FastChat judge prompts file (docs/data.md)
-    limit: Optional[int] = 10  # the file's first this many questions; None: all
+    # FastChat's judge prompts file (docs/data.md); None: ours (evaluation/judges)
+    judge_prompts: Optional[str] = "mt_bench_judge_prompts.jsonl"
+    limit: Optional[int] = None  # the file's first this many questions; None: all 80
     max_new_tokens: int = 1024  # the policy's answer budget per turn
     judge_max_new_tokens: int = 2048  # the judge's budget per rating
     # the policy's answer temperature per question category (0 or not named: greedy)
@@ -148,32 +160,77 @@ class MTBenchTaskConfig:
 
 
 @dataclass
-class GSM8KTaskConfig:
-    """GSM8K test questions; room for the reasoning before the final number."""
+class HarnessTaskConfig:
+    """A benchmark computed by lm-evaluation-harness (docs/evaluation.md): its task, the
+    task's options, and the data folder's files in place of the hub's."""
 
-    path: Optional[str] = "gsm8k_test_1k.jsonl"  # the test questions with their answers
-    limit: Optional[int] = 50  # the file's first this many questions; None: all
-    max_new_tokens: int = 512  # the policy's answer budget
-
-
-@dataclass
-class IFEvalTaskConfig:
-    """IFEval computed by lm-evaluation-harness (its `ifeval` task, checker and metrics) on
-    the data folder's prompts, the policy answering greedily in its chat template."""
-
-    path: Optional[str] = "ifeval_input_data.jsonl"  # IFEval's 541 prompts (docs/data.md)
-    limit: Optional[int] = None  # the file's first this many prompts; None: all
-    max_gen_toks: int = 1280  # the answer budget (the harness's own for ifeval)
-    batch_size: int = 32  # the harness's generation batch
+    lm_eval_task: str = MISSING  # the harness's task (or group) name
+    path: Optional[str] = None  # the test items (docs/data.md)
+    fewshot_path: Optional[str] = None  # the few-shot examples' split; None: the task has none
+    num_fewshot: Optional[int] = None  # None: the task's own
+    limit: Optional[int] = None  # items per task (per subject of a group); None: all
+    # the harness's generation options for generative tasks, e.g. {max_gen_toks: 256}
+    gen_kwargs: Dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 32  # the harness's batch
     # online runs with eval.every_iteration: after every iteration (every), or only before
     # training and after the last iteration (ends: a benchmark of minutes per evaluation)
     schedule: str = "every"
 
-    def __post_init__(self) -> None:
-        require_choice(self.schedule, SCHEDULES, "eval.ifeval.schedule")
-        require(self.limit is None or self.limit >= 1, "eval.ifeval.limit", "must be >= 1")
-        require(self.max_gen_toks >= 1, "eval.ifeval.max_gen_toks", "must be >= 1")
-        require(self.batch_size >= 1, "eval.ifeval.batch_size", "must be >= 1")
+    def check(self, task: str) -> None:
+        require_choice(self.schedule, SCHEDULES, f"eval.{task}.schedule")
+        require(self.limit is None or self.limit >= 1, f"eval.{task}.limit", "must be >= 1")
+        few = self.num_fewshot
+        require(few is None or few >= 0, f"eval.{task}.num_fewshot", "must be >= 0")
+        require(self.batch_size >= 1, f"eval.{task}.batch_size", "must be >= 1")
+
+
+@dataclass
+class GSM8KTaskConfig(HarnessTaskConfig):
+    """GSM8K as the Open LLM Leaderboard ran it: 5-shot, strict-match and flexible-extract."""
+
+    lm_eval_task: str = "gsm8k"
+    path: Optional[str] = "gsm8k_test.jsonl"
+    fewshot_path: Optional[str] = "gsm8k_train.jsonl"
+    gen_kwargs: Dict[str, Any] = field(default_factory=lambda: {"max_gen_toks": 256})
+
+
+@dataclass
+class Math500TaskConfig(HarnessTaskConfig):
+    """MATH-500 (hendrycks_math500: minerva_math500 needs antlr4 4.11, Hydra pins 4.9)."""
+
+    lm_eval_task: str = "hendrycks_math500"
+    path: Optional[str] = "math500_test.jsonl"
+    gen_kwargs: Dict[str, Any] = field(default_factory=lambda: {"max_gen_toks": 512})
+
+
+@dataclass
+class MMLUProTaskConfig(HarnessTaskConfig):
+    """MMLU-Pro, 5-shot chain of thought, its 14 subjects weighted by size."""
+
+    lm_eval_task: str = "mmlu_pro"
+    path: Optional[str] = "mmlu_pro_test.jsonl"
+    fewshot_path: Optional[str] = "mmlu_pro_validation.jsonl"
+    gen_kwargs: Dict[str, Any] = field(default_factory=lambda: {"max_gen_toks": 1024})
+
+
+@dataclass
+class GPQATaskConfig(HarnessTaskConfig):
+    """GPQA Diamond, zero-shot multiple choice by log-likelihood (acc, acc_norm)."""
+
+    lm_eval_task: str = "gpqa_diamond_zeroshot"
+    path: Optional[str] = "gpqa_diamond.csv"
+
+
+@dataclass
+class IFEvalTaskConfig(HarnessTaskConfig):
+    """IFEval: the harness's task, checker and four metrics, on the data folder's prompts."""
+
+    lm_eval_task: str = "ifeval"
+    path: Optional[str] = "ifeval_input_data.jsonl"  # IFEval's 541 prompts
+    gen_kwargs: Dict[str, Any] = field(default_factory=lambda: {"max_gen_toks": 1280})
+
+
+HARNESS_TASKS = ("gsm8k", "math500", "mmlu_pro", "gpqa", "ifeval")
 
 
 @dataclass
@@ -195,14 +252,19 @@ class EvalConfig:
     human_pairs: HumanPairsTaskConfig = field(default_factory=HumanPairsTaskConfig)
     alpaca: AlpacaTaskConfig = field(default_factory=AlpacaTaskConfig)  # AlpacaEval 2.0
     mt_bench: MTBenchTaskConfig = field(default_factory=MTBenchTaskConfig)  # MT-Bench
-    gsm8k: GSM8KTaskConfig = field(default_factory=GSM8KTaskConfig)  # GSM8K accuracy
+    gsm8k: GSM8KTaskConfig = field(default_factory=GSM8KTaskConfig)  # GSM8K (lm_eval)
+    math500: Math500TaskConfig = field(default_factory=Math500TaskConfig)  # MATH-500 (lm_eval)
+    mmlu_pro: MMLUProTaskConfig = field(default_factory=MMLUProTaskConfig)  # MMLU-Pro (lm_eval)
+    gpqa: GPQATaskConfig = field(default_factory=GPQATaskConfig)  # GPQA Diamond (lm_eval)
     ifeval: IFEvalTaskConfig = field(default_factory=IFEvalTaskConfig)  # IFEval (lm_eval)
     batch_size: int = 8  # the policy's answers per `generate` call
 
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in TASKS]
         require(not bad, "eval.tasks", f"unknown tasks {bad}; known: {', '.join(TASKS)}")
-        for task in ("alpaca", "mt_bench", "gsm8k"):
+        for task in HARNESS_TASKS:
+            getattr(self, task).check(task)
+        for task in ("alpaca", "mt_bench"):
             budget = getattr(self, task).max_new_tokens
             require(budget >= 1, f"eval.{task}.max_new_tokens", "must be >= 1")
         m = self.mt_bench

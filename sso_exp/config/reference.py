@@ -59,6 +59,16 @@ def comments(cls: type) -> Dict[str, str]:
     return found
 
 
+def inherited_comments(cls: type) -> Dict[str, str]:
+    """`comments` of the class and its dataclass bases: a field a subclass redefines keeps
+    its base's meaning unless the subclass gives it another."""
+    found: Dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(base):
+            found.update({k: v for k, v in comments(base).items() if v or k not in found})
+    return found
+
+
 def evaluate(node: ast.AST, env: Dict[str, Any], module: Dict[str, Any]) -> Any:
     """The expression's value from the module's constants and loop values (NameError for
     anything that needs an instance)."""
@@ -264,7 +274,7 @@ class Writer:
     @staticmethod
     def fields(cls: type, key: str, chain: Chain) -> Tuple[List[List[str]], List[Sub]]:
         """The table rows of the plain keys, and the sections of the dataclass keys."""
-        meanings, hints = comments(cls), typing.get_type_hints(cls)
+        meanings, hints = inherited_comments(cls), typing.get_type_hints(cls)
         rows: List[List[str]] = []
         subs: List[Sub] = []
         for f in dataclasses.fields(cls):

@@ -24,6 +24,9 @@ class LossConfig:
     use_g: bool = True  # the G term: the p and n pairs
     g_beta: float = 0.1  # weight of the G term (l_p + l_n) and of its NLL terms under ftx
     use_w: bool = True  # the W weight
+    # use_w=false as the authors' released trainer reads it: G's l_p + l_n, which sit in W's
+    # branch, drop out, G's NLL terms under ftx stay (with use_g=true); false: W = 1
+    released_no_w: bool = False
     w_alpha: float = 0.5  # W's weight on avglogp(y+|x); avglogp(y-|x) gets 1 - w_alpha
     w_detach: bool = False  # the authors let gradient flow through W
     ftx: float = 0.0  # NLL weight

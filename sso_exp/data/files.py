@@ -9,6 +9,7 @@ import copy
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..config.evaluation import HARNESS_TASKS
 from ..errors import ConfigError
 
 # The public files the presets and defaults name, and where each comes from.
@@ -20,10 +21,18 @@ SOURCES = {
     "question.jsonl of the lm-sys/FastChat repository",
     "mt_bench_reference_gpt4.jsonl": "MT-Bench's GPT-4 reference answers: fastchat/llm_judge/"
     "data/mt_bench/reference_answer/gpt-4.jsonl of the lm-sys/FastChat repository",
-    "judge_prompts.jsonl": "FastChat's MT-Bench judge prompts: fastchat/llm_judge/data/"
+    "mt_bench_judge_prompts.jsonl": "FastChat's MT-Bench judge prompts: fastchat/llm_judge/data/"
     "judge_prompts.jsonl of the lm-sys/FastChat repository",
-    "gsm8k_test_1k.jsonl": "GSM8K test questions: grade_school_math/data/test.jsonl of the "
-    "openai/grade-school-math repository (its first 1,000 lines)",
+    "gsm8k_test.jsonl": "GSM8K's test questions: grade_school_math/data/test.jsonl of the "
+    "openai/grade-school-math repository",
+    "gsm8k_train.jsonl": "GSM8K's train questions (the few-shot examples): grade_school_math/"
+    "data/train.jsonl of the openai/grade-school-math repository",
+    "math500_test.jsonl": "MATH-500: prm800k/math_splits/test.jsonl of the openai/prm800k "
+    "repository",
+    "mmlu_pro_test.jsonl": "MMLU-Pro's test split (TIGER-Lab/MMLU-Pro) as JSON lines",
+    "mmlu_pro_validation.jsonl": "MMLU-Pro's validation split (TIGER-Lab/MMLU-Pro, the "
+    "few-shot examples) as JSON lines",
+    "gpqa_diamond.csv": "GPQA Diamond (idavidrein/gpqa) as CSV with the release's columns",
     "df_gamed.csv": "AlpacaEval's instruction difficulties and gamed baselines: df_gamed.csv "
     "of the tatsu-lab/alpaca_eval dataset on the Hugging Face Hub",
     "hh_helpful_test.jsonl": "Anthropic HH-RLHF helpful-base test pairs: helpful-base/"
@@ -68,8 +77,7 @@ FILE_KEYS = (
     "eval.mt_bench.path",
     "eval.mt_bench.reference",
     "eval.mt_bench.judge_prompts",
-    "eval.gsm8k.path",
-    "eval.ifeval.path",
+    *(f"eval.{t}.{k}" for t in HARNESS_TASKS for k in ("path", "fewshot_path")),
 )
 
 

@@ -4,6 +4,7 @@ written unchanged, so data moves between sso-exp and the authors' code."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -134,3 +135,19 @@ def read_records(path: str | Path) -> List[Dict]:
     if not rows:
         raise DataError(f"{path}: no records")
     return [rec for _, rec in rows]
+
+
+def read_csv_rows(path: str | Path) -> int:
+    """The number of data rows of a CSV file with a header; errors name the file and line."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header, rows = next(reader, None), sum(1 for _ in reader)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: not CSV ({err})") from None
+    if not header or rows == 0:
+        raise DataError(f"{path}: a CSV file needs a header row and at least one data row")
+    return rows

@@ -18,7 +18,9 @@ def wilson_interval(correct: int, n: int, z: float = Z95) -> Tuple[float, float]
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # none or all correct: the interval ends at the share itself (exactly, not by a rounding)
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    return low, 1.0 if correct == n else min(1.0, centre + half)
 
 
 def accuracy_metrics(prefix: str, hits: Sequence[bool]) -> Dict[str, float]:

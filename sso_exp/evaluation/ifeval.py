@@ -1,7 +1,6 @@
-"""IFEval computed by lm-evaluation-harness: its own `ifeval` task (prompts as the data
-folder's file holds them, chat template, greedy answers, its checker and its four metrics),
-with the policy handed to the harness in-process. Only the dataset's location is ours: a
-task file that includes the harness's and reads the local JSON lines, so no hub is asked.
+"""IFEval computed by lm-evaluation-harness (evaluation/harness.py): its own `ifeval` task
+(prompts as the data folder's file holds them, chat template, greedy answers, its checker
+and its four metrics), with the policy handed to the harness in-process.
 
 The harness gives a standard error for the prompt-level metrics only; the instruction-level
 ones pool the instructions of all prompts, so their SE here is the ratio estimator's over
@@ -11,63 +10,16 @@ prompt-level shares (evaluation/accuracy.py), mean ± 1.96 SE for the pooled one
 from __future__ import annotations
 
 import math
-import tempfile
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
-from ..runtime.host import offline_hub
+from ..distributed import broadcast
 from .accuracy import Z95, percent_share
+from .harness import run_harness
 from .tasks import TaskResult
 
-TASK = "sso_exp_ifeval"
+TASK = "ifeval"
 PROMPT_LEVEL = ("prompt_level_strict_acc", "prompt_level_loose_acc")
 INST_LEVEL = ("inst_level_strict_acc", "inst_level_loose_acc")
-
-
-def task_file(folder: Path, data_file: Path) -> Path:
-    """A task that is the harness's `ifeval` but for where its prompts come from."""
-    from lm_eval.tasks.ifeval import instructions  # the package has no __init__
-
-    yaml = folder / f"{TASK}.yaml"
-    yaml.write_text(
-        f"task: {TASK}\n"
-        f"include: {Path(instructions.__file__).parent / 'ifeval.yaml'}\n"
-        "dataset_path: json\n"
-        "dataset_name: null\n"
-        f"dataset_kwargs:\n  data_files:\n    train: {data_file}\n"
-        "test_split: train\n",
-        encoding="utf-8",
-    )
-    return yaml
-
-
-def run_harness(model, tok, path: Path, limit: Optional[int], gen: Dict[str, Any]) -> Dict:
-    """lm_eval's results dict (with its samples) for the policy on the file's prompts."""
-    offline_hub()
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
-
-    training = model.training
-    with tempfile.TemporaryDirectory() as folder:
-        task_file(Path(folder), Path(path).resolve())
-        manager = TaskManager(include_path=folder, include_defaults=False)
-        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=gen["batch_size"])
-        results = simple_evaluate(
-            model=lm,
-            tasks=[TASK],
-            task_manager=manager,
-            limit=limit,
-            apply_chat_template=True,
-            log_samples=True,
-            gen_kwargs={"max_gen_toks": gen["max_gen_toks"]},
-            random_seed=None,  # the harness would reseed Python, numpy and torch globally
-            numpy_random_seed=None,
-            torch_random_seed=None,
-            fewshot_random_seed=None,
-        )
-    model.train(training)  # the harness leaves the model in eval mode
-    return results
 
 
 def clustered(hits: Sequence[Sequence[bool]]) -> Dict[str, float]:
@@ -111,9 +63,7 @@ def ifeval_result(results: Dict) -> TaskResult:
     return TaskResult(metrics, rows)
 
 
-def ifeval(
-    model, tok, path: str | Path, *, limit: Optional[int], gen: Dict[str, Any]
-) -> TaskResult:
-    """IFEval on the file's first `limit` prompts (all when None); `gen` holds the harness's
-    `batch_size` and the answer budget `max_gen_toks`."""
-    return ifeval_result(run_harness(model, tok, Path(path), limit, gen))
+def ifeval(model, tok, task_cfg) -> TaskResult:
+    """IFEval through the harness (evaluation/harness.py), its TaskResult on every rank."""
+    results = run_harness(model, tok, TASK, task_cfg)
+    return broadcast(ifeval_result(results) if results else None)

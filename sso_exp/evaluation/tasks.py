@@ -29,7 +29,6 @@ from ..distributed import stream_seed
 from ..errors import DataError
 from ..models.generate import Answers
 from .fastchat import FastChatPrompts
-from .gsm8k import exact_match, gsm8k_prompt, predicted_answer, reference_answer
 from .judges import PolicyBackend
 from .judges.llm import Message, rate_prompt
 from .verifier import Verifier, agreement, verified_metrics, verify
@@ -367,57 +366,6 @@ def _by_temperature(
     for i in asked:
         groups.setdefault(float(temperatures.get(questions[i]["category"], 0.0)), []).append(i)
     return groups
-
-
-def gsm8k(
-    model: PreTrainedModel,
-    tok: PreTrainedTokenizerBase,
-    path: str | Path,
-    *,
-    limit: Optional[int],
-    max_new_tokens: int,
-    batch_size: int,
-) -> TaskResult:
-    """Exact match of the answer's final number (see `gsm8k.predicted_answer`) in percent;
-    `gsm8k/no_answer` counts answers without any number, a sign of truncation or rambling."""
-    items = []
-    for lineno, obj in _rows(path, limit):
-        question = _text(path, lineno, obj, "question")
-        try:
-            items.append((question, reference_answer(_text(path, lineno, obj, "answer"))))
-        except ValueError as err:
-            raise DataError(f"{path}:{lineno}: {err}") from None
-    outputs, cut = answer(
-        model,
-        tok,
-        [gsm8k_prompt(q) for q, _ in items],
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        desc="gsm8k",
-    )
-    rows = []
-    for (question, ref), out, hit in zip(items, outputs, cut):
-        pred = predicted_answer(out)
-        rows.append(
-            {
-                "question": question,
-                "output": out,
-                "cut": hit,
-                "prediction": pred,
-                "reference": ref,
-                "correct": exact_match(pred, ref),
-            }
-        )
-    metrics = {
-        "gsm8k/n": float(len(rows)),
-        "gsm8k/no_answer": float(sum(r["prediction"] is None for r in rows)),
-        "gsm8k/budget_hits": float(sum(cut)),
-    }
-    if rows:  # the share of 0/1 outcomes is the same statistic as a win rate
-        metrics["gsm8k/exact_match"], metrics["gsm8k/exact_match_se"] = win_rate(
-            [float(r["correct"]) for r in rows]
-        )
-    return TaskResult(metrics, rows)
 
 
 def signal_accuracy(

@@ -1,8 +1,9 @@
 """Evaluation (docs/algorithm.md §7): signal accuracy of SSO pairs, AlpacaEval-style win
-rates, MT-Bench-style grades and GSM8K exact match, judged by the policy itself, an
-OpenAI-compatible endpoint or a trained reward model. mode=eval evaluates one policy;
-`eval.every_iteration` evaluates each online iteration. Each task's metrics and per-item
-table are logged as soon as it finishes, so a judge that fails keeps what came before."""
+rates and MT-Bench grades, judged by the policy itself, an OpenAI-compatible endpoint or a
+trained reward model, and the objective benchmarks lm-evaluation-harness computes. mode=eval
+evaluates one policy; `eval.every_iteration` evaluates each online iteration. Each task's
+metrics and per-item table are logged as soon as it finishes, so a judge that fails keeps
+what came before."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..data.preferences import read_training_pairs
 from ..data.records import write_jsonl
 from ..errors import SSOError
 from ..evaluation import tasks
+from ..evaluation.harness import benchmark
 from ..evaluation.ifeval import ifeval
 from ..evaluation.judges import JudgeError
 from ..models.device import device
@@ -33,7 +35,11 @@ EVAL_COLUMNS = (
     ("AE LC", "alpaca/lc_win_rate", "{:.1f}"),
     ("AE LC (approx.)", "alpaca/lc_win_rate_approx", "{:.1f}"),
     ("MT-Bench", "mt_bench/score", "{:.2f}"),
-    ("GSM8K", "gsm8k/exact_match", "{:.1f}"),
+    ("GSM8K strict", "gsm8k/exact_match_strict_match", "{:.1f}"),
+    ("GSM8K flexible", "gsm8k/exact_match_flexible_extract", "{:.1f}"),
+    ("MATH-500", "math500/exact_match", "{:.1f}"),
+    ("MMLU-Pro", "mmlu_pro/exact_match_custom_extract", "{:.1f}"),
+    ("GPQA", "gpqa/acc_norm", "{:.1f}"),
     ("verified signal", "signal/verified_accuracy", "{:.1f}"),
     ("IFEval strict", "ifeval/prompt_level_strict_acc", "{:.1f}"),
 )
@@ -98,15 +104,17 @@ def _mt_bench(model, tok, judge, eval_cfg: EvalConfig, records):
     )
 
 
-def _gsm8k(model, tok, judge, eval_cfg: EvalConfig, records):
-    t = eval_cfg.gsm8k
-    return tasks.gsm8k(model, tok, t.path, limit=t.limit, **_answering(t, eval_cfg))
+def _harness(bench: str):
+    """The runner of a benchmark computed by lm-evaluation-harness."""
+
+    def run(model, tok, judge, eval_cfg: EvalConfig, records):
+        return benchmark(model, tok, bench, getattr(eval_cfg, bench))
+
+    return run
 
 
 def _ifeval(model, tok, judge, eval_cfg: EvalConfig, records):
-    t = eval_cfg.ifeval
-    gen = {"max_gen_toks": t.max_gen_toks, "batch_size": t.batch_size}
-    return ifeval(model, tok, t.path, limit=t.limit, gen=gen)
+    return ifeval(model, tok, eval_cfg.ifeval)
 
 
 # one runner per task of config.evaluation.TASKS (test_evaluate checks they match)
@@ -115,7 +123,7 @@ RUNNERS = {
     "human_pairs": _human_pairs,
     "alpaca": _alpaca,
     "mt_bench": _mt_bench,
-    "gsm8k": _gsm8k,
+    **{bench: _harness(bench) for bench in ("gsm8k", "math500", "mmlu_pro", "gpqa")},
     "ifeval": _ifeval,
 }
 

@@ -5,21 +5,25 @@ failure names the key, or the file and line."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Callable, Dict, List
 
 from ..config import SSOConfig
 from ..config.evaluation import (
+    HARNESS_TASKS,
     VERIFIER_TASKS,
+    HarnessTaskConfig,
     PolicyJudgeConfig,
     RewardJudgeConfig,
     VerifierJudgeConfig,
 )
 from ..data.files import with_located
 from ..data.preferences import read_training_pairs
-from ..data.records import load_prompts, read_records
+from ..data.records import load_prompts, read_csv_rows, read_jsonl, read_records
 from ..distributed import first_process
 from ..errors import ConfigError
+from ..evaluation.harness import library_task, library_tasks
 from ..evaluation.judges import check_reward_checkpoint
 from ..evaluation.verifier import constraints_of
 from ..models.loading import check_available, checkpoint_problem
@@ -33,8 +37,7 @@ TASK_FILES = {
     "human_pairs": ("eval.human_pairs.path",),
     "alpaca": ("eval.alpaca.path", "eval.alpaca.difficulty_file"),
     "mt_bench": ("eval.mt_bench.path", "eval.mt_bench.reference", "eval.mt_bench.judge_prompts"),
-    "gsm8k": ("eval.gsm8k.path",),
-    "ifeval": ("eval.ifeval.path",),
+    **{t: (f"eval.{t}.path", f"eval.{t}.fewshot_path") for t in HARNESS_TASKS},
 }
 MODE_FILES = {
     "online": ("data.prompts",),
@@ -57,6 +60,9 @@ def needed_files(cfg: SSOConfig) -> List[str]:
 
 
 def check_eval(cfg: SSOConfig) -> None:
+    for task in HARNESS_TASKS:
+        if task in cfg.eval.tasks:
+            check_harness_task(task, getattr(cfg.eval, task))
     if cfg.eval.judge_model is not None:
         check_judge_model(cfg)
     if isinstance(cfg.eval.judge, VerifierJudgeConfig):
@@ -71,6 +77,23 @@ def check_eval(cfg: SSOConfig) -> None:
             "config key 'eval.tasks': a reward model cannot grade MT-Bench "
             "answers 1-10; drop mt_bench or use eval/judge=policy|openai"
         )
+
+
+def check_harness_task(task: str, task_cfg: HarnessTaskConfig) -> None:
+    """The harness knows the task, and its data files parse (JSON lines, or CSV rows)."""
+    if library_task(task, task_cfg.lm_eval_task) is None:
+        known = library_tasks()
+        near = difflib.get_close_matches(task_cfg.lm_eval_task, known, n=5)
+        raise ConfigError(
+            f"config key 'eval.{task}.lm_eval_task': lm-evaluation-harness has no task "
+            f"'{task_cfg.lm_eval_task}'; close ones: {', '.join(near) or 'none'}"
+        )
+    for path in filter(None, (task_cfg.path, task_cfg.fewshot_path)):
+        if path.endswith(".csv"):
+            read_csv_rows(path)
+        else:
+            for _ in read_jsonl(path):
+                pass
 
 
 def check_verifier(cfg: SSOConfig) -> None:

@@ -4,8 +4,9 @@
     L = l_main + W * g_beta * (l_p + l_n)
         + ftx * (NLL(y+|x) + g_beta * NLL(y+|p+,x) + g_beta * NLL(y0|p-,x))
 
-with the ablations: no G -> W * (l_main + ftx * NLL(y+|x)); no W -> W = 1; neither -> plain.
-Every tensor here is per example, shape [B]; nothing touches a model."""
+with the ablations: no G -> W * (l_main + ftx * NLL(y+|x)); no W -> W = 1, or with
+`released_no_w` the authors' trainer's no W (G's l_p + l_n dropped, its NLL terms kept);
+neither -> plain. Every tensor here is per example, shape [B]; nothing touches a model."""
 
 from __future__ import annotations
 
@@ -83,7 +84,13 @@ def sso_loss(
     """The SSO loss (mean over the batch) and its metrics.
 
     `policy`/`reference` map "main" (x: y+ > y-), "p" (p+,x: y+ > y-) and "n"
-    (p-,x: y0 > y+) to log-probs; "p" and "n" are needed only when G is on."""
+    (p-,x: y0 > y+) to log-probs; "p" and "n" are needed only when G is on.
+
+    With G on and W off, `released_no_w` reproduces the authors' released trainer, where
+    G's preference terms are added only inside the W branch but its NLL terms are not:
+        L = l_main + ftx * (NLL(y+|x) + g_beta * (NLL(y+|p+,x) + NLL(y0|p-,x)))
+    (the p and n pairs' losses are still computed, for their metrics, as the authors log
+    them); without it W = 1, the paper's reading."""
     ref = reference or {}
     main = preference_loss(cfg, policy["main"], ref.get("main"))
     w = steering_weight(cfg, policy["main"])
@@ -93,7 +100,9 @@ def sso_loss(
         p = preference_loss(cfg, policy["p"], ref.get("p"))
         n = preference_loss(cfg, policy["n"], ref.get("n"))
         nll = nll_main + cfg.g_beta * (-policy["p"].chosen.mean - policy["n"].chosen.mean)
-        losses = main.losses + w * cfg.g_beta * (p.losses + n.losses) + cfg.ftx * nll
+        dropped = cfg.released_no_w and not cfg.use_w  # the authors' W branch, and G's terms in it
+        steer = 0.0 if dropped else w * cfg.g_beta * (p.losses + n.losses)
+        losses = main.losses + steer + cfg.ftx * nll
         metrics.update(_pair_metrics("p_", p))
         metrics.update(_pair_metrics("n_", n))
     else:

@@ -10,7 +10,15 @@ import pytest
 
 from sso_exp.config import DataConfig, ModelConfig
 from sso_exp.config.evaluation import JUDGES, PolicyJudgeConfig
-from sso_exp.config.reference import COMMAND, DOC, ROOT, comments, markdown, reachable
+from sso_exp.config.reference import (
+    COMMAND,
+    DOC,
+    ROOT,
+    comments,
+    inherited_comments,
+    markdown,
+    reachable,
+)
 from sso_exp.config.steering import FeatureConfig
 
 
@@ -37,7 +45,7 @@ def test_every_field_of_the_config_has_a_meaning():
         f"{cls.__module__}.{cls.__name__}.{f.name}"
         for cls in classes
         for f in dataclasses.fields(cls)
-        if not comments(cls)[f.name]
+        if not inherited_comments(cls)[f.name]
     ]
     assert not missing, f"write a comment beside or above these fields: {missing}"
 

@@ -8,10 +8,10 @@ from sso_exp.errors import ConfigError
 
 
 def test_a_name_is_found_in_the_data_folder(tmp_path):
-    (tmp_path / "gsm8k_test_1k.jsonl").write_text("{}\n")
+    (tmp_path / "gsm8k_test.jsonl").write_text("{}\n")
     assert (
-        locate("eval.gsm8k.path", "gsm8k_test_1k.jsonl", str(tmp_path))
-        == tmp_path / "gsm8k_test_1k.jsonl"
+        locate("eval.gsm8k.path", "gsm8k_test.jsonl", str(tmp_path))
+        == tmp_path / "gsm8k_test.jsonl"
     )
 
 

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from sso_exp.config.evaluation import IFEvalTaskConfig
 from sso_exp.evaluation.ifeval import clustered, ifeval
 
 PROMPTS = [
@@ -32,7 +33,11 @@ def test_ifeval_is_the_harness_on_the_policy(tiny, prompts):
 
     model, tok = tiny
     model.train()
-    result = ifeval(model, tok, prompts, limit=None, gen={"max_gen_toks": 6, "batch_size": 2})
+    result = ifeval(
+        model,
+        tok,
+        IFEvalTaskConfig(path=str(prompts), gen_kwargs={"max_gen_toks": 6}, batch_size=2),
+    )
     assert model.training  # the harness's eval() undone
     assert [r["key"] for r in result.rows] == [1, 2, 3]
     for row, doc in zip(result.rows, PROMPTS):
@@ -52,7 +57,8 @@ def test_ifeval_is_the_harness_on_the_policy(tiny, prompts):
 
 def test_limit_takes_the_files_first_prompts(tiny, prompts):
     model, tok = tiny
-    result = ifeval(model, tok, prompts, limit=2, gen={"max_gen_toks": 2, "batch_size": 2})
+    cfg = IFEvalTaskConfig(path=str(prompts), limit=2, gen_kwargs={"max_gen_toks": 2}, batch_size=2)
+    result = ifeval(model, tok, cfg)
     assert [r["key"] for r in result.rows] == [1, 2]
 
 

@@ -16,7 +16,6 @@ from test_winrate import _gamed_file
 from conftest import FIXTURES
 from sso_exp.errors import DataError
 from sso_exp.evaluation import tasks
-from sso_exp.evaluation.gsm8k import gsm8k_prompt
 from sso_exp.evaluation.judges import LLMJudge, PolicyBackend
 from sso_exp.models.generate import Answers
 
@@ -263,46 +262,6 @@ def test_mt_bench_needs_a_rating_judge(tiny):
         )
 
 
-GSM8K = FIXTURES / "data" / "gsm8k_test_1k.jsonl"
-GSM8K_ROWS = [json.loads(line) for line in GSM8K.read_text().splitlines()[:3]]
-
-
-@pytest.mark.parametrize(
-    "reply, exact, no_answer",
-    [
-        (lambda row: row["answer"], 100.0, 0),
-        (lambda row: "I do not know.", 0.0, 3),
-        (
-            lambda row: {0: row["answer"], 1: "#### 12345"}.get(GSM8K_ROWS.index(row), "?"),
-            100 / 3,
-            1,
-        ),
-    ],
-)
-def test_gsm8k_scripted_answers(monkeypatch, reply, exact, no_answer):
-    by_prompt = {gsm8k_prompt(row["question"]): reply(row) for row in GSM8K_ROWS}
-    monkeypatch.setattr(
-        tasks,
-        "answer",
-        lambda model, tok, prompts, **kw: Answers([by_prompt[p] for p in prompts], [True] * 3),
-    )
-    result = tasks.gsm8k(None, None, GSM8K, limit=3, max_new_tokens=8, batch_size=2)
-    m = result.metrics
-    assert (m["gsm8k/exact_match"], m["gsm8k/n"], m["gsm8k/no_answer"]) == (
-        pytest.approx(exact),
-        3,
-        no_answer,
-    )
-    assert m["gsm8k/budget_hits"] == 3 and all(r["cut"] for r in result.rows)
-    assert [r["reference"] for r in result.rows] == ["7", "30", "7"]
-
-
-def test_gsm8k_on_the_tiny_model(tiny):
-    result = tasks.gsm8k(*tiny, GSM8K, limit=2, **GEN)
-    assert result.metrics["gsm8k/n"] == 2 and 0 <= result.metrics["gsm8k/exact_match"] <= 100
-    assert {"question", "output", "prediction", "reference", "correct"} <= set(result.rows[0])
-
-
 def test_signal_accuracy_by_hand():
     records = [
         {"instruction": f"q{i}", "chosen": f"good{i}", "rejected": f"bad{i}", "raw": ""}
@@ -384,9 +343,7 @@ def _run(task: str, path: Path, refs: Optional[Path] = None):
     kwargs = {"limit": None, "max_new_tokens": 4, "batch_size": 2}
     if task == "alpaca":
         return tasks.alpaca_eval(None, None, judge, path, **kwargs)
-    if task == "mt_bench":
-        return tasks.mt_bench(None, None, judge, path, reference_path=refs, **kwargs)
-    return tasks.gsm8k(None, None, path, **kwargs)
+    return tasks.mt_bench(None, None, judge, path, reference_path=refs, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -394,7 +351,6 @@ def _run(task: str, path: Path, refs: Optional[Path] = None):
     [
         ("alpaca", {"instruction": "q", "output": "r"}, {"instruction": "q"}),
         ("mt_bench", MT_QUESTIONS[0], {"question_id": 9, "category": "math", "turns": "M1"}),
-        ("gsm8k", GSM8K_ROWS[0], {"question": "q", "answer": "no final number"}),
     ],
 )
 def test_bad_rows_name_file_and_line(tmp_path, task, good, bad):

@@ -182,7 +182,7 @@ def test_evaluation_on_two_ranks_answers_and_judges_like_one(tmp_path):
         "eval.gsm8k.limit=3",
         "eval.alpaca.max_new_tokens=6",
         "eval.mt_bench.max_new_tokens=6",
-        "eval.gsm8k.max_new_tokens=6",
+        "eval.gsm8k.gen_kwargs.max_gen_toks=6",
         "eval.judge.max_new_tokens=6",
     )
     runs = {}

@@ -152,3 +152,57 @@ def test_v2_generator_loss_by_hand():
     )
     assert loss.item() == pytest.approx(want, rel=1e-6)
     assert "p_rewards/accuracies" in m and "rewards/accuracies" not in m
+
+
+def batch_pair(chosen, chosen_n, rejected, rejected_n):
+    """A pair over a batch: summed log-probs (leaves, so gradients can be read) and counts."""
+
+    def side(total, count):
+        return SeqLogps(
+            torch.tensor(total, requires_grad=True), torch.tensor(count, dtype=torch.float32)
+        )
+
+    return Pair(side(chosen, chosen_n), side(rejected, rejected_n))
+
+
+@pytest.mark.parametrize("name", ["ipo", "dpo"])
+@pytest.mark.parametrize("ftx", [0.0, 0.7])
+def test_released_no_w_is_the_authors_trainer(name, ftx):
+    """G on, W off, released: the authors' trainer keeps l_main and every NLL term under ftx
+    (G's on the p and n chosen answers too) and drops l_p + l_n, which sit in W's branch."""
+    policy = {
+        "main": batch_pair([-10.0, -20.0, -7.0], [5.0, 8.0, 7.0], [-12.0, -18.0, -9.0], [4, 6, 3]),
+        "p": batch_pair([-8.0, -15.0, -6.0], [5.0, 8.0, 7.0], [-14.0, -22.0, -8.0], [4, 6, 3]),
+        "n": batch_pair([-9.0, -16.0, -5.0], [6.0, 9.0, 4.0], [-11.0, -17.0, -6.0], [5, 8, 7]),
+    }
+    ref = {
+        "main": batch_pair([-11.0, -19.0, -8.0], [5.0, 8.0, 7.0], [-11.0, -19.0, -8.0], [4, 6, 3]),
+        "p": batch_pair([-9.0, -16.0, -6.5], [5.0, 8.0, 7.0], [-13.0, -21.0, -8.5], [4, 6, 3]),
+        "n": batch_pair([-10.0, -15.0, -5.5], [6.0, 9.0, 4.0], [-10.0, -18.0, -6.5], [5, 8, 7]),
+    }
+    beta, g_beta = 0.2, 0.1
+    c = cfg(name, beta=beta, g_beta=g_beta, use_g=True, use_w=False, released_no_w=True, ftx=ftx)
+    loss, metrics = sso_loss(c, policy, ref)
+
+    def score(s):  # DPO reads summed log-probs, IPO token-averaged ones
+        return s.sum if name == "dpo" else s.sum / s.count
+
+    pm, rm = policy["main"], ref["main"]
+    h = (score(pm.chosen) - score(pm.rejected)) - (score(rm.chosen) - score(rm.rejected))
+    l_main = -torch.log(torch.sigmoid(beta * h)) if name == "dpo" else (h - 1 / (2 * beta)) ** 2
+    nll = {k: -policy[k].chosen.sum / policy[k].chosen.count for k in policy}
+    want = (l_main + ftx * (nll["main"] + g_beta * nll["p"] + g_beta * nll["n"])).mean()
+    torch.testing.assert_close(loss, want)
+    assert metrics["w/mean"].item() == 1.0 and "p_rewards/accuracies" in metrics
+    # l_p and l_n are out of the loss: the p and n rejected answers get no gradient at all
+    loss.backward()
+    assert all(policy[k].rejected.sum.grad is None for k in ("p", "n"))
+
+
+def test_released_no_w_changes_nothing_else():
+    """The switch acts only with G on and W off: W on, or G off, is the usual loss."""
+    for use_g, use_w in ((True, True), (False, False), (False, True)):
+        kw = dict(use_g=use_g, use_w=use_w, ftx=0.5)
+        plain, _ = sso_loss(cfg("dpo", **kw), POLICY, REF)
+        released, _ = sso_loss(cfg("dpo", released_no_w=True, **kw), POLICY, REF)
+        assert released.item() == plain.item()

@@ -41,7 +41,10 @@ RATE_REFERENCE_SYSTEM = (
 )
 
 _VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
-_RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
+# FastChat's single-answer rating patterns (`run_judge_single`): `[[x]]`, else `[x]`, no
+# spaces inside the brackets.
+_RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
+_RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 
 # P(first-shown answer is better) for each verdict.
 _P_FIRST = {"A": 1.0, "B": 0.0, "C": 0.5}
@@ -84,12 +87,12 @@ def parse_verdict(text: str) -> Optional[str]:
 
 
 def parse_rating(text: str) -> Optional[float]:
-    """The number in the last `[[x]]` of `text` if it lies in 1..10, else None."""
-    found = _RATING.findall(text)
-    if not found:
-        return None
-    value = float(found[-1])
-    return value if 1.0 <= value <= 10.0 else None
+    """The number in the first `[[x]]` of `text`, else in its first `[x]`, else None (a
+    failed judgment, FastChat's -1). This is FastChat's rule exactly, so that MT-Bench scores
+    compare with published ones: the first match wins even where the judge quotes the format
+    first, and there is no 1-10 check (`[[11]]` is 11)."""
+    found = _RATING.search(text) or _RATING_BACKUP.search(text)
+    return float(found.group(1)) if found else None
 
 
 def _block(title: str, text: str) -> str:
@@ -213,10 +216,10 @@ class LLMJudge:
         prompt: Callable[..., List[Message]] = rate_prompt,
         max_new_tokens: Optional[int] = None,
     ) -> List[Optional[float]]:
-        """A 1-10 grade per (conversation ending with the answer to grade, the reference
-        answers of its turns or None), asked with `prompt` (ours, or FastChat's) and at most
-        `max_new_tokens` (None: the backend's budget); None where the reply holds no valid
-        rating."""
+        """A grade (asked for on 1-10) per (conversation ending with the answer to grade, the
+        reference answers of its turns or None), asked with `prompt` (ours, or FastChat's)
+        and at most `max_new_tokens` (None: the backend's budget); None where the reply holds
+        no rating (`parse_rating`), counted in `unparsed`."""
         asked = [prompt(conv, refs) for conv, refs in items]
         ratings = [parse_rating(r) for r in self._ask(asked, max_new_tokens)]
         self._count_unparsed(ratings)

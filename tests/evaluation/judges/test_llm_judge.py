@@ -53,17 +53,26 @@ def test_parse_verdict(text, verdict):
 @pytest.mark.parametrize(
     "text, rating",
     [
+        # FastChat's rule: the first `[[x]]`, else the first `[x]`, else failed (None)
         ("Rating: [[7]]", 7.0),
         ("Solid answer.\nRating: [[8.5]]", 8.5),
+        ("Rating: [[7.5]]", 7.5),
         ("[[1]]", 1.0),
         ("[[10]]", 10.0),
-        ('e.g. "Rating: [[5]]". My rating: [[3]]', 3.0),  # last one wins
-        ("Rating: [[0]]", None),
-        ("Rating: [[11]]", None),
-        ("Rating: [[9]] then [[12]]", None),
-        ("Rating: [7]", None),
+        ('e.g. "Rating: [[5]]". My rating: [[3]]', 5.0),  # first one wins
+        ("Rating: [[9]] then [[12]]", 9.0),
+        ("Rating: [6]", 6.0),
+        ("Step [2] of 3. Rating: [[4]]", 4.0),  # any `[[x]]` beats an earlier `[x]`
+        ("Rating: [6] or [8]", 6.0),
+        ("Rating: [[11]]", 11.0),  # no range check
+        ("Rating: [[0]]", 0.0),
+        ("Rating: [[7.]]", 7.0),
+        ("Rating: [[ 7 ]]", None),  # no spaces allowed, in either pattern
+        ("Rating: [[-3]]", None),
+        ("Rating: [[.5]]", None),
         ("Rating: 7/10", None),
         ("Rating: [[seven]]", None),
+        ("", None),
     ],
 )
 def test_parse_rating(text, rating):
