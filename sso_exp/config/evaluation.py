@@ -219,6 +219,9 @@ class GPQATaskConfig(HarnessTaskConfig):
 
     lm_eval_task: str = "gpqa_diamond_zeroshot"
     path: Optional[str] = "gpqa_diamond.csv"
+    # a log-likelihood batch holds every token's logits over the vocabulary: 32 questions of
+    # ~1,000 tokens would take ~6 GB twice over for a 49k vocabulary
+    batch_size: int = 8
 
 
 @dataclass

@@ -162,9 +162,10 @@ def run_harness(model, tok, bench: str, task_cfg) -> Optional[Dict[str, Any]]:
 
 
 def samples_of(results: Dict[str, Any], name: str) -> List[Dict[str, Any]]:
-    """The per-item samples of task `name`, or of every task of the group `name`."""
+    """The per-item samples of task `name`, or of every task of the group `name`, in the
+    data file's order (ranks gather theirs strided)."""
     if name in results["samples"]:
-        return results["samples"][name]
+        return sorted(results["samples"][name], key=lambda s: (s.get("filter", ""), s["doc_id"]))
     members = results.get("group_subtasks", {}).get(name, [])
     return [s for m in members for s in samples_of(results, m)]
 

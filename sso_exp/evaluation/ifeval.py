@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Sequence
 
 from ..distributed import broadcast
 from .accuracy import Z95, percent_share
-from .harness import run_harness
+from .harness import run_harness, samples_of
 from .tasks import TaskResult
 
 TASK = "ifeval"
@@ -38,7 +38,7 @@ def clustered(hits: Sequence[Sequence[bool]]) -> Dict[str, float]:
 
 def ifeval_result(results: Dict) -> TaskResult:
     """Metrics (`ifeval/<metric>` with `_se`, `_ci_low`, `_ci_high`) and one row per prompt."""
-    samples = results["samples"][TASK]
+    samples = samples_of(results, TASK)
     figures = results["results"][TASK]
     metrics: Dict[str, float] = {"ifeval/n": float(len(samples))}
     for name in PROMPT_LEVEL:

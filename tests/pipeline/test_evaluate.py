@@ -202,3 +202,36 @@ def test_bad_verifier_setups_are_refused_before_any_work(tmp_path, overrides, me
     cfg = compose_cfg(tmp_path, "model=tiny", f"data.dir={data}", *VERIFIED, *overrides)
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_inputs(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        (("eval.gsm8k.lm_eval_task=gsm8k_nope",), "ConfigError",
+         "config key 'eval.gsm8k.lm_eval_task': lm-evaluation-harness has no task 'gsm8k_nope'"),
+        (("eval.gsm8k.path=missing.jsonl",), "ConfigError",
+         "config key 'eval.gsm8k.path': missing.jsonl not found"),
+        (("eval.gsm8k.fewshot_path=bad.jsonl",), "DataError", "bad.jsonl:2: invalid JSON"),
+        (("eval.tasks=[gpqa]", "eval.gpqa.path=empty.csv"), "DataError",
+         "needs a header row and at least one data row"),
+    ],
+)  # fmt: skip
+def test_bad_benchmark_setups_are_refused_before_any_work(tmp_path, overrides, error, message):
+    from sso_exp import errors
+    from sso_exp.pipeline.inputs import check_inputs
+
+    (tmp_path / "bad.jsonl").write_text('{"question": "q", "answer": "#### 1"}\nnot json\n')
+    (tmp_path / "empty.csv").write_text("Question,Correct Answer\n")
+    cfg = compose_cfg(
+        tmp_path, "mode=eval", "model=tiny", "eval.tasks=[gsm8k]", f"data.dir={FIXTURES / 'data'}",
+        *(o.replace("=bad", f"={tmp_path}/bad").replace("=empty", f"={tmp_path}/empty")
+          for o in overrides),
+    )  # fmt: skip
+    with pytest.raises(getattr(errors, error), match=re.escape(message)):
+        check_inputs(cfg)
+
+
+def test_a_limit_of_0_is_refused_naming_the_key(tmp_path):
+    proc = run_cli(tmp_path, "mode=eval", "model=tiny", "eval.tasks=[gpqa]", "eval.gpqa.limit=0")
+    assert proc.returncode == 2 and "Traceback" not in out(proc)
+    assert "config key 'eval.gpqa.limit': must be >= 1" in out(proc)
