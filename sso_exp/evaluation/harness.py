@@ -165,7 +165,8 @@ def samples_of(results: Dict[str, Any], name: str) -> List[Dict[str, Any]]:
     """The per-item samples of task `name`, or of every task of the group `name`, in the
     data file's order (ranks gather theirs strided)."""
     if name in results["samples"]:
-        return sorted(results["samples"][name], key=lambda s: (s.get("filter", ""), s["doc_id"]))
+        ordered = sorted(results["samples"][name], key=lambda s: (s.get("filter", ""), s["doc_id"]))
+        return [{"task": name, **s} for s in ordered]
     members = results.get("group_subtasks", {}).get(name, [])
     return [s for m in members for s in samples_of(results, m)]
 
@@ -193,8 +194,8 @@ def harness_result(results: Dict[str, Any], bench: str, name: str) -> TaskResult
     percent, with `_se`, `_ci_low`, `_ci_high`) and one row per item and filter (the data
     file's item index, not its text: some benchmarks ask that their items stay offline)."""
     samples = samples_of(results, name)
-    metrics: Dict[str, float] = {f"{bench}/n": float(len({(s.get("task"), s["doc_id"])
-                                                         for s in samples}))}  # fmt: skip
+    items = {(s["task"], s["doc_id"]) for s in samples}
+    metrics: Dict[str, float] = {f"{bench}/n": float(len(items))}
     for key, value in results["results"][name].items():
         metric, _, filt = key.partition(",")
         if metric.endswith("_stderr") or metric in NOT_METRICS or not isinstance(value, float):
@@ -206,7 +207,7 @@ def harness_result(results: Dict[str, Any], bench: str, name: str) -> TaskResult
 
 
 def row(sample: Dict[str, Any]) -> Dict[str, Any]:
-    keep = ("doc_id", "filter", "target", "filtered_resps")
+    keep = ("task", "doc_id", "filter", "target", "filtered_resps")
     out = {k: sample[k] for k in keep if k in sample}
     out.update({k: v for k, v in sample.items() if isinstance(v, (int, float)) and k != "doc_id"})
     return out
