@@ -159,6 +159,11 @@ class MTBenchTaskConfig:
     )
 
 
+def answer_budget(tokens: int) -> Any:
+    """A task's default `gen_kwargs`: the harness's answer budget."""
+    return field(default_factory=lambda: {"max_gen_toks": tokens})
+
+
 @dataclass
 class HarnessTaskConfig:
     """A benchmark computed by lm-evaluation-harness (docs/evaluation.md): its task, the
@@ -191,7 +196,7 @@ class GSM8KTaskConfig(HarnessTaskConfig):
     lm_eval_task: str = "gsm8k"
     path: Optional[str] = "gsm8k_test.jsonl"
     fewshot_path: Optional[str] = "gsm8k_train.jsonl"
-    gen_kwargs: Dict[str, Any] = field(default_factory=lambda: {"max_gen_toks": 256})
+    gen_kwargs: Dict[str, Any] = answer_budget(256)
 
 
 @dataclass
@@ -200,7 +205,7 @@ class Math500TaskConfig(HarnessTaskConfig):
 
     lm_eval_task: str = "hendrycks_math500"
     path: Optional[str] = "math500_test.jsonl"
-    gen_kwargs: Dict[str, Any] = field(default_factory=lambda: {"max_gen_toks": 512})
+    gen_kwargs: Dict[str, Any] = answer_budget(512)
 
 
 @dataclass
@@ -210,7 +215,7 @@ class MMLUProTaskConfig(HarnessTaskConfig):
     lm_eval_task: str = "mmlu_pro"
     path: Optional[str] = "mmlu_pro_test.jsonl"
     fewshot_path: Optional[str] = "mmlu_pro_validation.jsonl"
-    gen_kwargs: Dict[str, Any] = field(default_factory=lambda: {"max_gen_toks": 1024})
+    gen_kwargs: Dict[str, Any] = answer_budget(1024)
 
 
 @dataclass
@@ -230,7 +235,7 @@ class IFEvalTaskConfig(HarnessTaskConfig):
 
     lm_eval_task: str = "ifeval"
     path: Optional[str] = "ifeval_input_data.jsonl"  # IFEval's 541 prompts
-    gen_kwargs: Dict[str, Any] = field(default_factory=lambda: {"max_gen_toks": 1280})
+    gen_kwargs: Dict[str, Any] = answer_budget(1280)
 
 
 HARNESS_TASKS = ("gsm8k", "math500", "mmlu_pro", "gpqa", "ifeval")
