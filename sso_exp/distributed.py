@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
@@ -199,12 +200,21 @@ def outlived(err: BaseException) -> Optional[RankLost]:
     (None: another cause)."""
     if not active():
         return None
-    text = f"this rank was {err}" if isinstance(err, Stopped) else str(err).splitlines()[0]
+    if isinstance(err, Stopped):  # the launcher stops the others once it reaped the dead
+        dead = dead_ranks()
+        return lost_rank(dead, f"this rank was {err}") if dead else None
+    text = str(err).splitlines()[0]
+    if not (isinstance(err, RuntimeError) and any(s in text for s in PEER_GONE)):
+        return None
+    return lost_rank(ended_ranks(), text)
+
+
+def ended_ranks(wait_s: float = 2.0) -> List[int]:
+    """The dead ranks of this host, waiting a moment for them: a killed process closes its
+    sockets (the peer's collective fails at once) before the kernel marks it ended."""
+    deadline = time.monotonic() + wait_s
     dead = dead_ranks()
-    if isinstance(err, Stopped) and not dead:
-        return None
-    if not isinstance(err, Stopped) and not (
-        isinstance(err, RuntimeError) and any(s in text for s in PEER_GONE)
-    ):
-        return None
-    return lost_rank(dead, text)
+    while not dead and time.monotonic() < deadline:
+        time.sleep(0.05)
+        dead = dead_ranks()
+    return dead
