@@ -31,7 +31,7 @@ import torch.distributed as dist
 
 from ..distributed import broadcast, is_main, rank, world
 from ..runtime.host import offline_hub
-from .accuracy import Z95, wilson_interval
+from .accuracy import Z95, percent_share
 from .tasks import TaskResult
 
 # each benchmark's splits, as its harness task names them: (test, few-shot examples)
@@ -172,15 +172,13 @@ def samples_of(results: Dict[str, Any], name: str) -> List[Dict[str, Any]]:
 
 
 def figure(key: str, value: float, se: Any, hits: List[Any]) -> Dict[str, float]:
-    """A harness metric in percent with its SE and 95% interval: Wilson's for a share of
-    0/1 items, mean ± 1.96 SE otherwise."""
+    """A harness metric in percent with its SE and 95% interval: a share of 0/1 items as
+    `percent_share` gives every share (Wilson), mean ± 1.96 SE otherwise."""
     se = se if isinstance(se, float) else math.nan
     if hits and all(h in (0, 1) for h in hits):
-        low, high = wilson_interval(int(sum(hits)), len(hits))
-    else:
-        low, high = value - Z95 * se, value + Z95 * se
-    return {key: 100 * value, f"{key}_se": 100 * se, f"{key}_ci_low": 100 * low,
-            f"{key}_ci_high": 100 * high}  # fmt: skip
+        return percent_share(key, [bool(h) for h in hits], se)
+    return {key: 100 * value, f"{key}_se": 100 * se, f"{key}_ci_low": 100 * (value - Z95 * se),
+            f"{key}_ci_high": 100 * (value + Z95 * se)}  # fmt: skip
 
 
 def metric_name(bench: str, metric: str, filt: str) -> str:
