@@ -16,7 +16,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import compose, register, validate
+from .config import compose, validate
 from .errors import ConfigError, SSOError, Stopped, refused_write
 
 log = logging.getLogger("sso_exp")
@@ -29,7 +29,6 @@ MODES = {
     "rm_score": ("reward", "run_rm_score"),
     "eval": ("evaluate", "run_eval"),
 }
-register()
 
 
 def in_multirun() -> bool:
@@ -104,6 +103,15 @@ def main(cfg: DictConfig) -> Optional[float]:
         if not in_multirun():
             sys.exit(2)
     except Stopped as stop:  # the whole sweep stops too
+        from .runtime.signals import preemption_signal, requeue
+
+        if stop.signum == preemption_signal():
+            log.error(
+                "%s (pre-empted or at its time limit): the run is marked KILLED; Submitit "
+                "requeues the job, which resumes from its last finished stage",
+                stop,
+            )
+            requeue(stop.signum)
         how = (
             "resume=<its job folder> resumes it" if in_multirun() else "the same command resumes it"
         )

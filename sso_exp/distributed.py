@@ -163,6 +163,14 @@ def note_processes() -> None:
     _processes[:] = gather((socket.gethostname(), os.getpid()))
 
 
+def first_on_host() -> Optional[int]:
+    """This host's index among the job's hosts (in rank order) when this rank is the first
+    on it, else None (one process: host 0)."""
+    hosts = [h for h, _ in _processes] or [socket.gethostname()]
+    mine = socket.gethostname()
+    return list(dict.fromkeys(hosts)).index(mine) if hosts.index(mine) == rank() else None
+
+
 def _gone(pid: int) -> bool:
     """Whether the process ended (a zombie not yet reaped by its parent included)."""
     try:

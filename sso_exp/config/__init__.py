@@ -16,6 +16,10 @@ from .training import (
     TrainerConfig,
 )
 
+# on import, in every process that reads our configs: a Submitit job unpickles its task and
+# resolves its config without running the command-line module
+register()
+
 __all__ = [
     "DataConfig",
     "EvalConfig",

@@ -66,9 +66,18 @@ class TrackingConfig:
     retries: int = 2  # tries of a tracking request after the first
     timeout_s: int = 10  # seconds each tracking request may take
     on_error: str = "stop"  # stop | buffer
+    # CPU, memory, disk, network (and GPU where nvidia-ml-py sees one) as system/* metrics,
+    # sampled by MLflow's monitor: off | main (rank 0) | nodes (each node's first rank, as
+    # system/node_<k>/*)
+    system_metrics: str = "main"
+    system_metrics_interval_s: float = 10.0  # seconds between samples (each one logged)
 
     def __post_init__(self) -> None:
         require_choice(self.on_error, ("stop", "buffer"), "tracking.on_error")
+        require_choice(self.system_metrics, ("off", "main", "nodes"), "tracking.system_metrics")
+        require(
+            self.system_metrics_interval_s > 0, "tracking.system_metrics_interval_s", "must be > 0"
+        )
         require(self.retries >= 0, "tracking.retries", "must be >= 0")
         require(self.timeout_s >= 1, "tracking.timeout_s", "must be >= 1")
 

@@ -56,6 +56,27 @@ def end_for_lost_rank(cfg: SSOConfig, lost: RankLost) -> None:
     log.error("%s", lost)
 
 
+def submitit_tasks() -> None:
+    """The tasks of a Submitit job on this machine (hydra/launcher=submitit_local) become
+    the job's ranks through the variables torch.distributed reads, as Submitit exports
+    them. Under Slurm, Lightning's SLURMEnvironment reads Slurm's own variables instead."""
+    if int(os.environ.get("SUBMITIT_LOCAL_NTASKS", "1")) > 1 and "LOCAL_RANK" not in os.environ:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
+def started_elsewhere() -> bool:
+    """Whether this process is one rank of ranks something else started (torchrun, Slurm's
+    srun, Submitit), rather than the first, which Lightning's launcher would start the rest
+    from."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return any(k in os.environ for k in ("TORCHELASTIC_RUN_ID", "LOCAL_RANK")) or (
+        SLURMEnvironment.detected()
+    )
+
+
 def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
     """Start (or join) the job's ranks when the trainer asks for several processes; all
     ranks then share rank 0's run folder. A no-op for one process and for the spawning
@@ -64,15 +85,16 @@ def start_ranks(cfg: SSOConfig, sweeping: bool) -> SSOConfig:
     check_trainer(trainer_cfg)
     if trainer_cfg.strategy_name in SPAWNING:
         return cfg
+    submitit_tasks()
     launcher = fabric(trainer_cfg)
     if launcher.world_size == 1:
         return cfg
     check_devices(trainer_cfg, launcher.world_size // trainer_cfg.num_nodes)
-    torchrun = "TORCHELASTIC_RUN_ID" in os.environ
-    if sweeping and not torchrun and "LOCAL_RANK" not in os.environ:
+    if sweeping and not started_elsewhere():
         raise ConfigError(
             "config key 'trainer.devices': a sweep (-m) runs its jobs one after another in "
-            "this process; start an N-rank sweep under torchrun, or run the jobs one by one"
+            "this process; give each job its ranks with hydra/launcher=submitit_local (or "
+            "submitit_slurm), start the sweep under torchrun, or run the jobs one by one"
         )
     try:
         launcher.launch()

@@ -21,6 +21,7 @@ from ..tracking.mlflow_run import IdleLogger, RunLogger, start_run
 from ..tracking.provenance import data_files, provenance, provenance_tags
 from ..tracking.store import open_client
 from ..tracking.sweep import job_tags
+from ..tracking.system_metrics import system_metrics
 from ..tracking.tables import COLUMNS, Column, summary_table
 from .resume import Progress, read_state
 
@@ -71,6 +72,7 @@ def tracked_run(
     autocast, so sampling and scoring match training's precision. Rank 0 alone writes and
     tracks."""
     run_dir = progress.run_dir if progress is not None else Path(cfg.output_dir)
+    resumed = progress is not None and progress.resumed  # (a new run gets its id below)
     if is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         logger = open_run(cfg, run_dir, progress)
@@ -80,7 +82,11 @@ def tracked_run(
     rows: List[Dict[str, float]] = []
     status = "FAILED"
     try:
-        with stop_on_signals(), autocast(cfg.trainer):
+        with (
+            stop_on_signals(),
+            system_metrics(cfg.tracking, logger.run_id, resumed),
+            autocast(cfg.trainer),
+        ):
             yield run_dir, logger, rows
             raise_if_stopped()
         status = "FINISHED"

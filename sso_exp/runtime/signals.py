@@ -1,19 +1,39 @@
 """SIGINT and SIGTERM end a run as Stopped, wherever the work is: raised in the handler,
 recorded in case Python drops that exception (inside a finalizer), and held back while the
-cyclic collector runs finalizers."""
+cyclic collector runs finalizers. In a Submitit job so does Submitit's pre-emption and
+time-limit signal (USR2): the run is closed, then Submitit's own handler requeues the job."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 from ..distributed import active
 from ..errors import Stopped
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: List[int] = []  # the stop signals this process got inside stop_on_signals
+
+
+def preemption_signal() -> Optional[int]:
+    """The signal Slurm sends before a time limit or a pre-emption (Submitit asks for it,
+    USR2 unless SUBMITIT_PREEMPT_SIGNAL names another) when this process runs a Submitit
+    job; None elsewhere."""
+    if "SUBMITIT_FOLDER" not in os.environ:  # set by Submitit's job runner
+        return None
+    from submitit import JobEnvironment
+
+    return JobEnvironment._usr_sig()
+
+
+def requeue(signum: int) -> None:
+    """Hand a pre-emption, once the run is closed, to Submitit's handler, which the run's
+    own had stood in for: it checkpoints the job (Hydra's launcher resubmits the same job)
+    and requeues it, then exits."""
+    signal.raise_signal(signum)
 
 
 def raise_if_stopped() -> None:
@@ -42,7 +62,8 @@ def stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Stopped(signum)
 
-    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    signals = STOP_SIGNALS + tuple(s for s in [preemption_signal()] if s is not None)
+    before = {s: signal.signal(s, stop) for s in signals}
     failed = False
     try:
         yield

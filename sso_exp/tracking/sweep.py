@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..config import SSOConfig, TrackingConfig, validate
+from ..config.cluster import check_launcher
 from ..errors import ConfigError
 from .mlflow_run import search_all_runs
 from .store import experiment_id, open_client
@@ -61,6 +62,7 @@ def validate_jobs(config: DictConfig, jobs: List[List[str]]) -> SSOConfig:
             HydraConfig.instance().set_config(job)
             OmegaConf.update(job, "output_dir", str(Path(config.hydra.sweep.dir) / str(num)))
             checked = validate(job)
+            check_launcher(job.hydra.launcher, checked)
         except (OmegaConfBaseException, HydraException, ConfigError, ValueError) as err:
             raise ConfigError(f"sweep job {num} ({' '.join(overrides)}): {err}") from None
         finally:

@@ -31,7 +31,7 @@ def capture(tmp_path: Path) -> dict:
     metrics = {
         key: sorted([m.step, m.value] for m in client.get_metric_history(run.info.run_id, key))
         for key in sorted(run.data.metrics)
-        if not key.startswith("time/")  # wall times differ from run to run
+        if not key.startswith(("time/", "system/"))  # wall times, machine load: run to run
     }
     pairs = {
         p.parent.name: p.read_text(encoding="utf-8")

@@ -1,10 +1,12 @@
 """kill -9 a real online run (model=tiny) while it names features, samples, scores, trains,
-saves or evaluates iteration 2; the same command started again goes on from the last finished stage,
-in the same folder and MLflow run, logs no metric twice, and ends where an uninterrupted
-run ends (that a seeded run reproduces is pinned by test_golden). Where a log line cannot
+saves or evaluates iteration 2; the same command started again goes on from the last
+finished stage, in the same folder and MLflow run, logs no metric twice, and ends where an
+uninterrupted run ends (that a seeded run reproduces is pinned by test_golden). A Submitit
+job pre-empted while it trains requeues itself and does the same. Where a log line cannot
 time the kill, tests/faults/pause.py holds the run at the chosen call until it is killed.
 Also: every run records its provenance."""
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +14,7 @@ import time
 
 import forkserver
 import mlflow
+import psutil
 import pytest
 
 from conftest import ROOT, run_module, store
@@ -63,6 +66,7 @@ def stages(tmp):
 def the_run(tmp):
     client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("sso-exp").experiment_id])
+    runs = [r for r in runs if r.data.tags.get("sso.role") != "sweep"]  # a sweep's parent
     assert len(runs) == 1, "a resumed run continues its MLflow run"
     return client, runs[0]
 
@@ -96,7 +100,7 @@ def history(tmp):
     return {
         k: sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, k))
         for k in r.data.metrics
-        if not k.startswith("time/")
+        if not k.startswith(("time/", "system/"))  # differ run to run
     }
 
 
@@ -114,6 +118,21 @@ def evaluated_reference(tmp_path_factory):
     return tmp
 
 
+def check_like_reference(tmp, reference):
+    """The same metrics, each logged once a step, and the same pairs, byte for byte, as
+    the uninterrupted run."""
+    got, want = history(tmp), history(reference)
+    for key, values in got.items():
+        steps = [s for s, _ in values]
+        assert len(steps) == len(set(steps)), f"{key} logged twice at a step"
+    assert got.keys() == want.keys()
+    assert got == want  # the same values at the same steps as an uninterrupted run
+    for it in (1, 2):
+        assert (tmp / f"run/iter_{it}/pairs.jsonl").read_text() == (
+            reference / f"run/iter_{it}/pairs.jsonl"
+        ).read_text()
+
+
 def check_resumed_like_reference(tmp, reference, not_redone, *extra):
     before = {
         p: (tmp / "run" / p).stat().st_mtime_ns
@@ -127,16 +146,7 @@ def check_resumed_like_reference(tmp, reference, not_redone, *extra):
     assert r.info.run_id == run_id and r.info.status == "FINISHED"
     for p, mtime in before.items():
         assert (tmp / "run" / p).stat().st_mtime_ns == mtime, f"{p} was redone"
-    got, want = history(tmp), history(reference)
-    for key, values in got.items():
-        steps = [s for s, _ in values]
-        assert len(steps) == len(set(steps)), f"{key} logged twice at a step"
-    assert got.keys() == want.keys()
-    assert got == want  # the same values at the same steps as an uninterrupted run
-    for it in (1, 2):
-        assert (tmp / f"run/iter_{it}/pairs.jsonl").read_text() == (
-            reference / f"run/iter_{it}/pairs.jsonl"
-        ).read_text()
+    check_like_reference(tmp, reference)
     return time.monotonic() - start
 
 
@@ -245,3 +255,43 @@ def test_a_run_records_commit_versions_and_data_hashes(reference):
     assert r.data.tags["sso.sha256.data.prompts"] == record["data_sha256"]["data.prompts"]
     assert r.data.tags["mlflow.source.git.commit"] == record["git"]["git.commit"]
     assert r.data.tags["sso.version.transformers"] == record["versions"]["transformers"]
+
+
+def submitit_task(job):
+    """The pid of the process running a Submitit job's task, once it exists."""
+    for p in psutil.Process(job.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "submitit.core._submit" in p.cmdline():
+                return p.pid
+    return None
+
+
+def test_a_preempted_submitit_job_is_requeued_and_resumes_by_itself(tmp_path, reference):
+    """Submitit's pre-emption signal (USR2, what Slurm sends before a time limit or a
+    pre-emption) during iteration 2's training: the job closes its run KILLED, Submitit
+    requeues it, and the requeued job goes on from iteration 1's end in the same MLflow
+    run, ending as the uninterrupted run ends. The job is one rank on this machine."""
+    args = (
+        "-m",
+        "hydra/launcher=submitit_local",
+        f"hydra.sweep.dir={tmp_path}",
+        "hydra.sweep.subdir=run",
+        *command(tmp_path)[1:],
+    )
+    sweep = forkserver.Job("sso_exp", args, ROOT, log=tmp_path / "out.log")
+    start = time.monotonic()
+    while not training_iteration_2(tmp_path):
+        assert sweep.poll() is None, (tmp_path / "out.log").read_text()[-3000:]
+        assert time.monotonic() - start < 300
+        time.sleep(0.02)
+    before = {p: (tmp_path / "run" / p).stat().st_mtime_ns for p in KEPT_1}
+    os.kill(submitit_task(sweep), signal.SIGUSR2)
+    done = sweep.wait(timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    logs = "".join(p.read_text() for p in sorted(tmp_path.glob(".submitit/*/*_log.*")))
+    assert "the run is marked KILLED; Submitit requeues the job" in logs
+    assert "Requeued job" in logs and "resuming" in logs
+    assert "Traceback" not in logs
+    assert the_run(tmp_path)[1].info.status == "FINISHED"
+    assert {p: (tmp_path / "run" / p).stat().st_mtime_ns for p in KEPT_1} == before
+    check_like_reference(tmp_path, reference)
