@@ -37,17 +37,18 @@ def check_launcher(launcher: DictConfig, cfg: SSOConfig) -> None:
             f"config key 'trainer.devices': {trainer.devices!r}; with a Submitit launcher each "
             "task is one rank, so the devices per node must be a count"
         )
-    shape = {
-        "tasks_per_node": trainer.devices,
-        "nodes": trainer.num_nodes if kind == "slurm" else 1,
-    }
-    for key, want in shape.items():
+    if kind == "local" and trainer.num_nodes != 1:
+        raise ConfigError(
+            f"config key 'trainer.num_nodes': {trainer.num_nodes}; hydra/launcher=submitit_local "
+            "runs every job on this machine (one node)"
+        )
+    for key, source in (("tasks_per_node", "devices"), ("nodes", "num_nodes")):
+        want = getattr(trainer, source)
         if launcher[key] != want:
-            source = "trainer.devices" if key == "tasks_per_node" else "trainer.num_nodes"
             raise ConfigError(
-                f"config key 'hydra.launcher.{key}': {launcher[key]}, but the job needs {want} "
-                f"({source}{'; submitit_local runs on one node' if kind == 'local' else ''}): "
-                "each task is one rank. Leave it to the preset, which sets it from the trainer"
+                f"config key 'hydra.launcher.{key}': {launcher[key]}, but trainer.{source} is "
+                f"{want}: each task is one rank. Leave it to the preset, which sets it from "
+                "the trainer"
             )
     if kind == "slurm":
         shared_store(cfg.tracking)

@@ -3,6 +3,7 @@
 import pytest
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
+from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -23,12 +24,13 @@ from sso_exp.errors import ConfigError
 from sso_exp.training.callbacks import CompiledLayers, MasterWeights
 from sso_exp.training.fit import callbacks
 
-# presets (global packages) are tested on their own: experiment in test_presets
+# presets (global packages) are tested on their own: experiment in test_presets; local/
+# (the cluster values submitit_slurm merges) in test_cluster
 GROUPS = sorted(  # folders of options, nested ones (eval/judge_model) included
     {
         str(p.parent.relative_to(CONF))
         for p in CONF.glob("*/**/*.yaml")
-        if p.parts[len(CONF.parts)] not in ("experiment", "hparams_search")
+        if p.parts[len(CONF.parts)] not in ("experiment", "hparams_search", "local")
     }
 )
 
@@ -65,19 +67,23 @@ SCHEMAS = {
     "mode": ModeConfig,
     "tracking": TrackingConfig,
 }
+# Hydra's launchers: each option its plugin's schema
+LAUNCHERS = {"submitit_local": LocalQueueConf, "submitit_slurm": SlurmQueueConf}
 
 
 def test_every_group_has_its_schema():
-    assert set(SCHEMAS) == set(GROUPS)
+    assert set(SCHEMAS) | {"hydra/launcher"} == set(GROUPS)
+    assert {p.stem for p in (CONF / "hydra/launcher").glob("*.yaml")} == set(LAUNCHERS)
 
 
 @pytest.mark.parametrize("path", sorted(CONF.glob("*/**/*.yaml")), ids=lambda p: p.stem)
 def test_option_files_hold_only_what_they_change(path):
     """No option restates a default of the schema, at any depth: each value lives once."""
     group = str(path.parent.relative_to(CONF))
-    if group not in SCHEMAS:
+    node = SCHEMAS.get(group) or (LAUNCHERS[path.stem] if group == "hydra/launcher" else None)
+    if node is None:
         return  # presets and searches set other groups' keys
-    schema = OmegaConf.to_container(OmegaConf.structured(SCHEMAS[group]))
+    schema = OmegaConf.to_container(OmegaConf.structured(node))
     option = OmegaConf.to_container(OmegaConf.load(path))
     option.pop("defaults", None)
     defaults = flatten_dict(schema)

@@ -1,12 +1,15 @@
 """Online SSO on two CPU ranks over gloo (model=tiny): the ranks are started at start-up,
 each samples half of every stage's sequences, rank 0 alone writes, and the job writes the
 same pairs as one process (which samples with another generation batch size) and trains
-like one process with the global batch; FSDP trains like DDP. A 2-rank run killed with
+like one process with the global batch; FSDP trains like DDP; the same holds with the
+ranks started as Slurm starts them. A 2-rank run killed with
 kill -9 while it samples iteration 2 goes on, started again, from its last finished stage."""
 
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import FIXTURES, ROOT, compose_cfg, run_cli, run_module, store
+from conftest import FIXTURES, ROOT, compose_cfg, free_port, run_cli, run_module, store
 from sso_exp.config import compose
 from sso_exp.pipeline.resume import run_identity
 
@@ -69,6 +72,63 @@ def two_ranks(tmp_path_factory):
 def test_two_ranks_write_the_pairs_of_one_byte_for_byte(one_rank, two_ranks):
     for name in FILES:
         assert (two_ranks[1] / name).read_bytes() == (one_rank / name).read_bytes(), name
+
+
+def slurm_task(proc_id: int, port: int) -> dict:
+    """The variables srun gives task `proc_id` of a 2-task job on one node (Lightning's
+    SLURMEnvironment reads them; MASTER_ADDR/PORT as a batch script would export them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SUBMITIT_"))}
+    env.update(
+        SLURM_JOB_ID="4242",
+        SLURM_JOB_NAME="sso",
+        SLURM_NTASKS="2",
+        SLURM_NTASKS_PER_NODE="2",
+        SLURM_JOB_NUM_NODES="1",
+        SLURM_NODELIST="localhost",
+        SLURM_PROCID=str(proc_id),
+        SLURM_LOCALID=str(proc_id),
+        SLURM_NODEID="0",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    return env
+
+
+def test_slurm_tasks_are_the_ranks_and_write_the_pairs_of_one(one_rank, tmp_path):
+    """Two processes started with the variables Slurm sets (as srun starts the tasks of a
+    Submitit job), not by a launcher of ours: they find each other through Lightning's
+    SLURMEnvironment, agree on the run folder, and write one process's pairs. This shows
+    the path from Slurm's variables to the ranks; srun, several nodes, GPUs and NCCL need
+    a cluster."""
+    port, args = (
+        free_port(),
+        [
+            f"hydra.run.dir={tmp_path}/run",
+            f"tracking.uri={store(tmp_path)}",
+            f"tracking.artifact_location={tmp_path}/art",
+            *ARGS,
+            *TWO_RANKS,
+        ],
+    )
+    tasks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sso_exp", *args],
+            cwd=ROOT,
+            env=slurm_task(k, port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for k in (0, 1)
+    ]
+    outs = [t.communicate(timeout=600)[0] for t in tasks]
+    assert [t.returncode for t in tasks] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+    assert "rank 1 of 2" in outs[1]
+    for name in FILES:
+        assert (tmp_path / "run" / name).read_bytes() == (one_rank / name).read_bytes(), name
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.status == "FINISHED" and run.data.metrics["sampled/rank1"] == 8
 
 
 def test_each_rank_samples_half_and_each_sequence_is_sampled_once(one_rank, two_ranks):

@@ -276,7 +276,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_by_itself(tmp_path, re
         "hydra/launcher=submitit_local",
         f"hydra.sweep.dir={tmp_path}",
         "hydra.sweep.subdir=run",
-        *command(tmp_path)[1:],
+        *command(tmp_path, "tracking.system_metrics_interval_s=1")[1:],
     )
     sweep = forkserver.Job("sso_exp", args, ROOT, log=tmp_path / "out.log")
     start = time.monotonic()
@@ -292,6 +292,12 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_by_itself(tmp_path, re
     assert "the run is marked KILLED; Submitit requeues the job" in logs
     assert "Requeued job" in logs and "resuming" in logs
     assert "Traceback" not in logs
-    assert the_run(tmp_path)[1].info.status == "FINISHED"
+    client, r = the_run(tmp_path)
+    assert r.info.status == "FINISHED"
     assert {p: (tmp_path / "run" / p).stat().st_mtime_ns for p in KEPT_1} == before
     check_like_reference(tmp_path, reference)
+    cpu = [
+        m.step
+        for m in client.get_metric_history(r.info.run_id, "system/cpu_utilization_percentage")
+    ]
+    assert len(cpu) == len(set(cpu)) > 0  # the requeued job's samples after the first's

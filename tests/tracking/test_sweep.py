@@ -1,6 +1,6 @@
 """`python -m sso_exp -m ...` on model=tiny: one parent MLflow run per sweep, its jobs as
-child runs, a comparison at the end, failures that do not stop the sweep, bad sweeps that
-fail before any job, and the Optuna search."""
+child runs, a comparison at the end (jobs in this process or as Submitit jobs), failures
+that do not stop the sweep, bad sweeps that fail before any job, and the Optuna search."""
 
 import mlflow
 import pytest
@@ -59,8 +59,17 @@ def test_expand_jobs_leaves_continuous_searches_to_their_sweeper():
     ]
 
 
-def test_sweep_groups_jobs_under_a_parent_and_compares_them(tmp_path):
-    proc = run_sweep(tmp_path, "experiment=sso,pbaa")
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        (),
+        # each job a Submitit job (its own processes, as on a cluster), sampled every second
+        ("hydra/launcher=submitit_local", "tracking.system_metrics_interval_s=1"),
+    ],
+    ids=["basic", "submitit_local"],
+)
+def test_sweep_groups_jobs_under_a_parent_and_compares_them(tmp_path, launcher):
+    proc = run_sweep(tmp_path, "experiment=sso,pbaa", *launcher)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, parents, children = runs_of(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -77,6 +86,11 @@ def test_sweep_groups_jobs_under_a_parent_and_compares_them(tmp_path):
     table = (tmp_path / "sweep/compare/runs.md").read_text()
     assert "| experiment=sso | FINISHED |" in table and "| experiment=pbaa | FINISHED |" in table
     assert "| experiment=pbaa | FINISHED |" in proc.stdout  # printed at the end
+    if launcher:  # the jobs ran as Submitit jobs, and their runs hold system metrics
+        assert len(list(tmp_path.glob("sweep/.submitit/*/*_submitted.pkl"))) == 2
+        for child in children:
+            assert "system/cpu_utilization_percentage" in child.data.metrics
+            assert "system/system_memory_usage_megabytes" in child.data.metrics
 
 
 def test_parallel_jobs_with_a_failure(tmp_path):
