@@ -92,7 +92,8 @@ def optimized_value(key: Optional[str], rows: List[Dict[str, float]]) -> Optiona
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> Optional[float]:
     """In a sweep a failed job is logged (its MLflow run marked FAILED) and the sweep goes
-    on; the sweep reports the failures at its end."""
+    on; the sweep reports the failures at its end. A pre-empted Submitit job is requeued
+    once its run is closed."""
     try:
         return run(cfg)
     except (SSOError, OSError) as err:
@@ -103,24 +104,23 @@ def main(cfg: DictConfig) -> Optional[float]:
         if not in_multirun():
             sys.exit(2)
     except Stopped as stop:  # the whole sweep stops too
-        from .runtime.signals import preemption_signal, requeue
+        from .runtime.signals import preemption_signal
 
-        if stop.signum == preemption_signal():
-            log.error(
-                "%s (pre-empted or at its time limit): the run is marked KILLED; Submitit "
-                "requeues the job, which resumes from its last finished stage",
-                stop,
-            )
-            requeue(stop.signum)
         how = (
             "resume=<its job folder> resumes it" if in_multirun() else "the same command resumes it"
         )
+        if stop.signum == preemption_signal():
+            how = "Submitit requeues the job (pre-empted, or at its time limit), which resumes it"
         log.error("%s: the run is marked KILLED; %s", stop, how)
         sys.exit(128 + stop.signum)
     except Exception:
         if not in_multirun():
             raise
         log.exception("job failed")
+    finally:  # the run is closed, however its work ended
+        from .runtime.signals import requeue_if_preempted
+
+        requeue_if_preempted()
     return None
 
 

@@ -16,6 +16,7 @@ from ..errors import Stopped
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: List[int] = []  # the stop signals this process got inside stop_on_signals
+_preempted: List[int] = []  # Submitit's pre-emption signal, once received, until handed on
 
 
 def preemption_signal() -> Optional[int]:
@@ -29,11 +30,14 @@ def preemption_signal() -> Optional[int]:
     return JobEnvironment._usr_sig()
 
 
-def requeue(signum: int) -> None:
-    """Hand a pre-emption, once the run is closed, to Submitit's handler, which the run's
-    own had stood in for: it checkpoints the job (Hydra's launcher resubmits the same job)
-    and requeues it, then exits."""
-    signal.raise_signal(signum)
+def requeue_if_preempted() -> None:
+    """Hand a pre-emption this process received, once its run is closed (however its work
+    ended: stopped, or a collective failed because another rank stopped first), to
+    Submitit's handler, which the run's own stood in for: on the job's first task it
+    checkpoints the job (Hydra's launcher resubmits the same job), requeues it and exits;
+    on the others it returns."""
+    if _preempted:
+        signal.raise_signal(_preempted.pop())
 
 
 def raise_if_stopped() -> None:
@@ -58,6 +62,8 @@ def stop_on_signals() -> Iterator[None]:
 
     def stop(signum, frame):
         _received.append(signum)
+        if signum == preemption_signal():
+            _preempted[:] = [signum]
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Stopped(signum)
