@@ -1,9 +1,9 @@
 """Online SSO on two CPU ranks over gloo (model=tiny): the ranks are started at start-up,
 each samples half of every stage's sequences, rank 0 alone writes, and the job writes the
 same pairs as one process (which samples with another generation batch size) and trains
-like one process with the global batch; FSDP trains like DDP; the same holds with the
-ranks started as Slurm starts them. A 2-rank run killed with
-kill -9 while it samples iteration 2 goes on, started again, from its last finished stage."""
+like one process with the global batch (the ranks started as Slurm starts a job's tasks);
+FSDP trains like DDP. A 2-rank run killed with kill -9 while it samples iteration 2 goes
+on, started again, from its last finished stage."""
 
 import json
 import os
@@ -63,17 +63,6 @@ def one_rank(tmp_path_factory):
     return finished(tmp_path_factory.mktemp("one"), *ONE_RANK)
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("two")
-    return tmp, finished(tmp, *TWO_RANKS)
-
-
-def test_two_ranks_write_the_pairs_of_one_byte_for_byte(one_rank, two_ranks):
-    for name in FILES:
-        assert (two_ranks[1] / name).read_bytes() == (one_rank / name).read_bytes(), name
-
-
 def slurm_task(proc_id: int, port: int) -> dict:
     """The variables srun gives task `proc_id` of a 2-task job on one node (Lightning's
     SLURMEnvironment reads them; MASTER_ADDR/PORT as a batch script would export them)."""
@@ -94,18 +83,21 @@ def slurm_task(proc_id: int, port: int) -> dict:
     return env
 
 
-def test_slurm_tasks_are_the_ranks_and_write_the_pairs_of_one(one_rank, tmp_path):
-    """Two processes started with the variables Slurm sets (as srun starts the tasks of a
-    Submitit job), not by a launcher of ours: they find each other through Lightning's
-    SLURMEnvironment, agree on the run folder, and write one process's pairs. This shows
-    the path from Slurm's variables to the ranks; srun, several nodes, GPUs and NCCL need
-    a cluster."""
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """The 2-rank job with its ranks started as Slurm starts a job's tasks (srun, as for a
+    Submitit job), not by a launcher of ours: two processes with Slurm's variables, which
+    Lightning's SLURMEnvironment makes the ranks. This shows the path from Slurm's
+    variables to the ranks on one node over gloo; srun, several nodes, GPUs and NCCL need a
+    cluster. (Lightning's own launcher starts the FSDP job below and the jobs of
+    tests/faults/test_ranks.py.)"""
+    tmp = tmp_path_factory.mktemp("two")
     port, args = (
         free_port(),
         [
-            f"hydra.run.dir={tmp_path}/run",
-            f"tracking.uri={store(tmp_path)}",
-            f"tracking.artifact_location={tmp_path}/art",
+            f"hydra.run.dir={tmp}/run",
+            f"tracking.uri={store(tmp)}",
+            f"tracking.artifact_location={tmp}/art",
             *ARGS,
             *TWO_RANKS,
         ],
@@ -125,10 +117,12 @@ def test_slurm_tasks_are_the_ranks_and_write_the_pairs_of_one(one_rank, tmp_path
     outs = [t.communicate(timeout=600)[0] for t in tasks]
     assert [t.returncode for t in tasks] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
     assert "rank 1 of 2" in outs[1]
+    return tmp, tmp / "run"
+
+
+def test_two_ranks_write_the_pairs_of_one_byte_for_byte(one_rank, two_ranks):
     for name in FILES:
-        assert (tmp_path / "run" / name).read_bytes() == (one_rank / name).read_bytes(), name
-    (run,) = mlflow_runs(tmp_path)
-    assert run.info.status == "FINISHED" and run.data.metrics["sampled/rank1"] == 8
+        assert (two_ranks[1] / name).read_bytes() == (one_rank / name).read_bytes(), name
 
 
 def test_each_rank_samples_half_and_each_sequence_is_sampled_once(one_rank, two_ranks):

@@ -59,16 +59,11 @@ def test_expand_jobs_leaves_continuous_searches_to_their_sweeper():
     ]
 
 
-@pytest.mark.parametrize(
-    "launcher",
-    [
-        (),
-        # each job a Submitit job (its own processes, as on a cluster), sampled every second
-        ("hydra/launcher=submitit_local", "tracking.system_metrics_interval_s=1"),
-    ],
-    ids=["basic", "submitit_local"],
-)
-def test_sweep_groups_jobs_under_a_parent_and_compares_them(tmp_path, launcher):
+def test_sweep_groups_jobs_under_a_parent_and_compares_them(tmp_path):
+    """Each job a Submitit job (its own processes, as on a cluster; the basic launcher's
+    jobs, in the sweep's process, are in tests/faults/test_sweeps.py), its system metrics
+    sampled every second."""
+    launcher = ("hydra/launcher=submitit_local", "tracking.system_metrics_interval_s=1")
     proc = run_sweep(tmp_path, "experiment=sso,pbaa", *launcher)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, parents, children = runs_of(tmp_path)
@@ -86,11 +81,10 @@ def test_sweep_groups_jobs_under_a_parent_and_compares_them(tmp_path, launcher):
     table = (tmp_path / "sweep/compare/runs.md").read_text()
     assert "| experiment=sso | FINISHED |" in table and "| experiment=pbaa | FINISHED |" in table
     assert "| experiment=pbaa | FINISHED |" in proc.stdout  # printed at the end
-    if launcher:  # the jobs ran as Submitit jobs, and their runs hold system metrics
-        assert len(list(tmp_path.glob("sweep/.submitit/*/*_submitted.pkl"))) == 2
-        for child in children:
-            assert "system/cpu_utilization_percentage" in child.data.metrics
-            assert "system/system_memory_usage_megabytes" in child.data.metrics
+    assert len(list(tmp_path.glob("sweep/.submitit/*/*_submitted.pkl"))) == 2
+    for child in children:
+        assert "system/cpu_utilization_percentage" in child.data.metrics
+        assert "system/system_memory_usage_megabytes" in child.data.metrics
 
 
 def test_parallel_jobs_with_a_failure(tmp_path):
