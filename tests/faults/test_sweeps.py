@@ -39,9 +39,7 @@ def test_two_sweeps_started_together_complete_apart(tmp_path):
     (tmp_path / "sweeps").mkdir()
     store = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")  # artifacts under tmp_path
     store.create_experiment("sso-exp", artifact_location=(tmp_path / "art").as_uri())
-    a = start_sweep(
-        tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss.beta=0.5,0.6"
-    )
+    a = start_sweep(tmp_path, "loss.beta=0.5,0.6")
     b = start_sweep(tmp_path, "loss.beta=0.7")
     for proc in (a, b):
         out, _ = proc.communicate(timeout=600)
