@@ -42,11 +42,29 @@ def fast_bf16(trainer_cfg: TrainerConfig) -> Tuple[bool, str]:
         ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return ok, "GPU with bf16" if ok else "GPU without bf16"
     cpu = torch.cpu
-    if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
-        return True, "CPU with AMX"
-    if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
-        return True, "CPU with AVX-512 bf16"
-    return False, "CPU without AMX or AVX-512 bf16"
+    amx = getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+    if not (amx or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()):
+        return False, "CPU without AMX or AVX-512 bf16: bf16 is emulated, float32 is faster"
+    units = "AMX" if amx else "AVX-512 bf16"
+    capped = kernels_capped()
+    if capped:  # the units exist, but the kernels may not use them (an AVX2 machine's path)
+        return False, f"CPU with {units}, but {capped}: bf16 is emulated, float32 is faster"
+    return True, f"CPU with {units}"
+
+
+def kernels_capped() -> str:
+    """What keeps torch's or oneDNN's kernels below the bf16 instructions, if anything:
+    ATEN_CPU_CAPABILITY (torch's vector ISA, below AVX-512) or ONEDNN_MAX_CPU_ISA (oneDNN's
+    matmuls, below AVX512_CORE_BF16), as when an AVX2-only machine's path is reproduced."""
+    import torch
+
+    aten = torch.backends.cpu.get_cpu_capability()
+    if not aten.startswith("AVX512"):
+        return f"torch's CPU kernels are {aten}"
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    if not any(part in onednn for part in ("BF16", "FP16", "AMX", "AVX10", "ALL", "DEFAULT")):
+        return f"ONEDNN_MAX_CPU_ISA={onednn}"
+    return ""
 
 
 def has_compiler(trainer_cfg: TrainerConfig) -> bool:

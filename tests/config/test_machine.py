@@ -1,6 +1,6 @@
 """`auto` precision and compile follow the machine: bf16 weights and compiled layers only
-where bf16 matmuls are native and a compiler exists, bf16-mixed across processes, and
-SSO_EXP_AUTO=off pins float32."""
+where bf16 matmuls are native (and the kernels may use them) and a compiler exists,
+bf16-mixed across processes, and SSO_EXP_AUTO=off pins float32."""
 
 import pytest
 import torch
@@ -12,8 +12,10 @@ from sso_exp.config import TrainerConfig, machine
 def cpu(monkeypatch):
     """A CPU whose bf16 units and compiler the test chooses."""
 
-    def make(amx: bool, compiler: bool):
+    def make(amx: bool, compiler: bool, kernels: str = "AVX512"):
         monkeypatch.delenv("SSO_EXP_AUTO", raising=False)
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: kernels)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
         monkeypatch.setattr(machine.shutil, "which", lambda name: compiler and "/usr/bin/cc")
@@ -69,3 +71,28 @@ def test_explicit_choices_are_kept_and_the_switch_pins_float32(cpu, monkeypatch)
     monkeypatch.setenv("SSO_EXP_AUTO", "off")
     t = machine.resolve(TrainerConfig())
     assert (t.precision, t.compile) == ("32-true", False)
+
+
+@pytest.mark.parametrize(
+    "kernels, onednn, says",
+    [
+        ("AVX2", None, "torch's CPU kernels are AVX2"),
+        ("AVX512", "AVX2", "ONEDNN_MAX_CPU_ISA=AVX2"),
+    ],
+)
+def test_bf16_units_the_kernels_may_not_use_mean_float32_and_the_line_says_why(
+    cpu, monkeypatch, caplog, kernels, onednn, says
+):
+    """An AVX2-only machine's path reproduced on one with AMX (ATEN_CPU_CAPABILITY=avx2,
+    ONEDNN_MAX_CPU_ISA=AVX2) is the AVX2 machine's choice, and the start-up line says so."""
+    cpu(True, True, kernels)
+    if onednn:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn)
+    with caplog.at_level("INFO", logger=machine.log.name):
+        t = machine.resolve(TrainerConfig())
+    assert (t.precision, t.compile) == ("32-true", False)
+    assert says in caplog.text and "float32 is faster" in caplog.text
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert machine.resolve(TrainerConfig()).precision == (
+        "bf16-true" if kernels == "AVX512" else "32-true"
+    )
