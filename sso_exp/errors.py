@@ -27,8 +27,9 @@ class NonFiniteTraining(SSOError):
 
 
 class Stopped(BaseException):
-    """SIGINT or SIGTERM (a scheduler pre-empting the job) arrived: the run is closed as
-    KILLED and can be resumed. A BaseException that is not KeyboardInterrupt, so Lightning
+    """SIGINT, SIGTERM (a scheduler pre-empting the job) or, in a Submitit job, its
+    pre-emption and time-limit signal arrived: the run is closed as KILLED and can be
+    resumed. A BaseException that is not KeyboardInterrupt, so Lightning
     passes it on after its teardown (it turns Ctrl-C into an exit of its own)."""
 
     def __init__(self, signum: int):
