@@ -15,6 +15,9 @@ the true bounds are lower). The last line reads `speedup=<stage tok/s / sequenti
 
 from __future__ import annotations
 
+import sso_exp  # noqa: F401  (before torch: its CPU allocator setting, sso_exp/__init__.py)
+
+# isort: split
 import argparse
 import time
 

@@ -4,8 +4,10 @@
 
 Our step is the real training path (config -> encode -> reference scored once under no_grad
 -> SSOPolicyModule in a Lightning Trainer): three pairs (six sequences) per query, IPO + G + W,
-with `trainer=fast model.attn_implementation=eager` (bf16 weights, fp32 master copies,
-compiled decoder layers and attention, glibc heap kept; the fp32 row at 32-true).
+the bf16 row with `trainer=fast model.attn_implementation=eager` (bf16 weights, fp32 master
+copies, compiled decoder layers and attention, glibc heap kept), the fp32 row as
+`trainer.precision=auto` runs float32 (the default trainer at 32-true: uncompiled, the
+model's attention kernel, glibc's own heap settings), what an AVX2-only CPU gets.
 TRL's step is its DPOTrainer with its defaults (a reference forward every step), one pair
 per query. Hydra overrides (e.g. trainer.logps_chunk=0) change our side only. Each
 measurement runs in a fresh process so its peak RSS is its own; times are medians over
@@ -17,6 +19,9 @@ here for the dtype. bf16 is measured only where the CPU computes it natively (as
 
 from __future__ import annotations
 
+import sso_exp  # noqa: F401  (before torch: its CPU allocator setting, sso_exp/__init__.py)
+
+# isort: split
 import argparse
 import multiprocessing as mp
 import resource
@@ -27,8 +32,11 @@ from pathlib import Path
 
 import torch
 
-OURS = ["trainer=fast", "model.attn_implementation=eager"]  # the fp32 row: 32-true
 PRECISION = {"float32": "32-true", "bfloat16": "bf16-true"}
+OURS = {  # per precision: where bf16 is fast, auto compiles (trainer=fast); float32 it does not
+    "bf16-true": ["trainer=fast", "model.attn_implementation=eager"],
+    "32-true": ["trainer.compile=false"],
+}
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
@@ -103,7 +111,7 @@ def sso_step_times(overrides, precision: str, queries: int, tokens: int, steps: 
 
     tmp = Path(tempfile.mkdtemp())
     cfg = compose(
-        *OURS,
+        *OURS[precision],
         f"schedule.batch_size={queries}",
         "schedule.grad_accum=1",
         f"schedule.max_length={tokens + 64}",
@@ -236,7 +244,7 @@ def main() -> None:
 
     print(
         f"{args.queries} queries x ~{args.tokens} tokens, median of {args.steps} steps, "
-        f"{torch.get_num_threads()} threads; ours: {' '.join(OURS + args.overrides)}\n"
+        f"{torch.get_num_threads()} threads; overrides: {' '.join(args.overrides)}\n"
         f"machine: {describe_machine()}\ndtypes: {', '.join(dtypes)} ({why})"
     )
     header = (

@@ -174,6 +174,9 @@ def fit(
         if trained is not model:
             merge_lora(trained)
         model.to(trainer.strategy.root_device)  # Lightning's teardown moved it to the CPU
+        # the last step's gradients (a copy of the weights' size) would outlive the stage
+        # through the next sampling and scoring: Lightning clears them only before a backward
+        model.zero_grad(set_to_none=True)
     result = mean_metrics(trainer), optimizer_steps(trainer)
     del trainer, module
     release_memory()  # the Trainer's cycles hold the optimizer state: gone before scoring

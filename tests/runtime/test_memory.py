@@ -1,6 +1,7 @@
 """The glibc thresholds are applied where glibc is, and left alone when unset. mallopt's
 settings cannot be read back or undone, so the applying runs in a child process. Releasing
-memory collects what reference cycles hold, and a stop signal is not lost in it."""
+memory collects what reference cycles hold, and a stop signal is not lost in it. Importing
+the package asks torch's allocator for huge-page-aligned blocks unless the user chose."""
 
 import gc
 import os
@@ -27,6 +28,18 @@ def test_thresholds_are_applied_on_linux():
         f"assert set_malloc(128) and set_malloc(32768, {MALLOPT_MAX_KB})"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+@pytest.mark.parametrize("chosen, seen", [(None, "1"), ("0", "0")])
+def test_the_package_asks_for_huge_page_blocks_unless_told_not_to(chosen, seen):
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if chosen is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = chosen
+    code = (
+        "import sys, os, sso_exp; print(os.environ['THP_MEM_ALLOC_ENABLE'], 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == [seen, "False"]  # set before torch, which reads it once
 
 
 def test_release_memory_frees_what_only_a_cycle_holds():

@@ -74,6 +74,13 @@ def test_training_learns_the_pairs(tmp_path):
     assert logger.step_offset == 12  # 6 epochs x 2 steps: the next iteration starts there
 
 
+def test_no_gradients_outlive_training(tmp_path):
+    # the last step's gradients, a copy of the weights' size, would be held through the next
+    # iteration's sampling and scoring
+    _, _, model = train(tmp_path, "loss=dpo")
+    assert all(p.grad is None for p in model.parameters())
+
+
 def scored(tmp_path, *overrides):
     cfg = compose_cfg(tmp_path, *overrides)
     return set(policy_objective(cfg.loss, cfg.objective).scored())
