@@ -8,7 +8,9 @@ micro-batch also without gradient checkpointing (what the recompute costs).
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python scripts/profile_cpu.py
 
 (the two variables give an AVX-512 machine an AVX2-only machine's kernels). Each loop runs
-once to warm up, then once under torch.profiler; printed per loop: its wall time, the share
+once to warm up, once timed (its wall time, and how far the process's resident memory rose
+above its start: the live tensors and what the heap keeps beside them), then once under
+torch.profiler; printed per loop: its wall time and memory growth, the share
 of the operators' own CPU time by kind (matmul, attention, elementwise, memory movement,
 other), the rate its matmuls reach against a large float32 matmul's here, and the five
 costliest operators."""
@@ -19,12 +21,16 @@ import sso_exp  # noqa: F401  (before torch: its CPU allocator setting, sso_exp/
 
 # isort: split
 import argparse
+import threading
 import time
 from collections import defaultdict
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
+import psutil
 import torch
 from torch.profiler import ProfilerActivity, profile
+
+from sso_exp.runtime.memory import trim_heap
 
 KINDS = {  # the first kind whose word an operator's name holds
     "matmul": ("mm", "matmul", "linear", "mkldnn", "onednn", "gemm"),
@@ -73,12 +79,33 @@ def kind(name: str) -> str:
     return next((k for k, words in KINDS.items() if any(w in name for w in words)), "other")
 
 
+def peak_growth(fn: Callable[[], object]) -> Tuple[float, float]:
+    """(seconds, GiB): `fn`'s wall time and the most the process's resident memory rose
+    above its start while it ran (sampled every 2 ms, the heap trimmed first)."""
+    trim_heap()
+    me = psutil.Process()
+    start_rss, peak, done = me.memory_info().rss, [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], me.memory_info().rss)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    start = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - start
+    done.set()
+    watcher.join()
+    return wall, max(0, peak[0] - start_rss) / 2**30
+
+
 def profiled(label: str, fn: Callable[[], object]) -> None:
     fn()  # warm-up: allocations, oneDNN's kernel cache
-    start = time.perf_counter()
+    wall, growth = peak_growth(fn)
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         fn()
-    wall = time.perf_counter() - start
     ops = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in ops)
     shares: Dict[str, float] = defaultdict(float)
@@ -87,7 +114,7 @@ def profiled(label: str, fn: Callable[[], object]) -> None:
     top = sorted(ops, key=lambda e: -e.self_cpu_time_total)[:5]
     mm = [e for e in ops if e.key in ("aten::mm", "aten::addmm", "aten::bmm")]
     rate = sum(e.flops for e in mm) / max(1e-9, sum(e.self_cpu_time_total for e in mm) / 1e6)
-    print(f"\n{label}: {wall:.2f} s (profiled); matmuls at {rate / 1e9:.0f} GFLOP/s")
+    print(f"\n{label}: {wall:.2f} s, memory +{growth:.2f} GiB; matmuls at {rate / 1e9:.0f} GFLOP/s")
     print(
         "  "
         + ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
