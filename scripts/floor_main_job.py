@@ -23,29 +23,20 @@ import sso_exp  # noqa: F401  (before torch: its CPU allocator setting, sso_exp/
 # isort: split
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
+from bench_head import best_time  # scripts/: the best of a few timed calls after a warm-up
 from omegaconf import OmegaConf
-
-
-def best_of(fn, reps: int = 5) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def rates() -> Dict[str, float]:
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     big = torch.ones(2**28)  # 1 GiB of float32
     return {
-        "flops": 2 * 2048**3 / best_of(lambda: a @ b),
-        "bytes": big.numel() * 4 / best_of(big.sum),
+        "flops": 2 * 2048**3 / best_time(lambda: a @ b, 5),
+        "bytes": big.numel() * 4 / best_time(big.sum, 5),
     }
 
 
