@@ -1,5 +1,6 @@
 """Lightning callbacks that make a training run faster without changing what it learns,
-and one that keeps autocast's cached casts from outliving the weights they were cast from.
+one that keeps autocast's cached casts from outliving the weights they were cast from, and
+one that frees the last step's gradients when training ends.
 
 `MasterWeights` (trainer.precision=bf16-true): the model computes in bfloat16 while the
 optimizer updates float32 master copies, so small steps are not rounded away; at the end the
@@ -128,6 +129,15 @@ class FreshCasts(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         torch.clear_autocast_cache()
+
+
+class FreedGradients(pl.Callback):
+    """The last step's gradients, a copy of the weights' size, freed when training ends:
+    Lightning clears them only before a backward, so they would live on through whatever
+    the run does next (an iteration's sampling and scoring, a reward model's evaluation)."""
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl_module.zero_grad(set_to_none=True)
 
 
 class TrimmedHeap(pl.Callback):

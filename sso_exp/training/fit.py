@@ -26,6 +26,7 @@ from ..runtime.memory import release_memory, set_malloc
 from .callbacks import (
     CompiledLayers,
     FiniteTraining,
+    FreedGradients,
     FreshCasts,
     MasterWeights,
     TrainingAttention,
@@ -39,12 +40,12 @@ from .sharded import ShardedPolicyModule
 
 def callbacks(trainer_cfg: TrainerConfig) -> List[pl.Callback]:
     """The configured callbacks, and those the run needs: fresh autocast casts after every
-    fit, a trimmed heap unless its thresholds are set (trainer=fast keeps it, for speed),
-    fp32 master weights for bf16-true (ours: Lightning runs it as 32-true), the stop on a
-    non-finite gradient or weight, compiled layers for trainer.compile, the training
-    attention kernel for trainer.attention."""
+    fit, no gradients left after it, a trimmed heap unless its thresholds are set
+    (trainer=fast keeps it, for speed), fp32 master weights for bf16-true (ours: Lightning
+    runs it as 32-true), the stop on a non-finite gradient or weight, compiled layers for
+    trainer.compile, the training attention kernel for trainer.attention."""
     built = [instantiate(c) for c in trainer_cfg.callbacks.values() if c is not None]
-    built.append(FreshCasts())
+    built += [FreshCasts(), FreedGradients()]
     if (
         trainer_cfg.malloc_trim_threshold_kb is None
         and trainer_cfg.malloc_mmap_threshold_kb is None
@@ -174,9 +175,6 @@ def fit(
         if trained is not model:
             merge_lora(trained)
         model.to(trainer.strategy.root_device)  # Lightning's teardown moved it to the CPU
-        # the last step's gradients (a copy of the weights' size) would outlive the stage
-        # through the next sampling and scoring: Lightning clears them only before a backward
-        model.zero_grad(set_to_none=True)
     result = mean_metrics(trainer), optimizer_steps(trainer)
     del trainer, module
     release_memory()  # the Trainer's cycles hold the optimizer state: gone before scoring
