@@ -60,15 +60,17 @@ def stop_on_signals() -> Iterator[None]:
         yield
         return
 
+    preemption = preemption_signal()  # looked up once, not in the handler
+
     def stop(signum, frame):
         _received.append(signum)
-        if signum == preemption_signal():
+        if signum == preemption:
             _preempted[:] = [signum]
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Stopped(signum)
 
-    signals = STOP_SIGNALS + tuple(s for s in [preemption_signal()] if s is not None)
+    signals = STOP_SIGNALS + ((preemption,) if preemption is not None else ())
     before = {s: signal.signal(s, stop) for s in signals}
     failed = False
     try:

@@ -19,15 +19,12 @@ def system_metrics(
     """Sample while the block runs: rank 0 alone (`main`) or each node's first rank,
     labelled `node_<k>` (`nodes`); a resumed run's samples go on after its last step.
     Every rank enters (with `nodes` the run's id goes from rank 0 to the others)."""
-    if tracking.system_metrics == "off":
-        yield
-        return
     node = None
     if tracking.system_metrics == "nodes":
         run_id, index = broadcast(run_id), first_on_host()
         sampling, node = index is not None, f"node_{index}"
     else:
-        sampling = is_main()
+        sampling = tracking.system_metrics == "main" and is_main()
     if not sampling:
         yield
         return
