@@ -14,7 +14,7 @@ forward) and, with gradient checkpointing, the decoder's forward again (the head
 recomputes its logits in any case). Reference scoring and the after-training scoring are
 forwards. Sampling: the prompts' prefill as FLOPs, then each decode step reads every weight
 once (the memory bandwidth measured here) or computes its rows, whichever is slower. Rates:
-a 2048 x 2048 float32 matmul and a 1 GiB read, measured here, each at its best of 5."""
+a 2048 x 2048 float32 matmul (bench_step.py's probe) and a 1 GiB read (bench_generate.py's)."""
 
 from __future__ import annotations
 
@@ -27,17 +27,14 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
-from bench_head import best_time  # scripts/: the best of a few timed calls after a warm-up
+from bench_generate import generated_tokens, read_bandwidth  # scripts/, beside this one
+from bench_step import matmul_peak
 from omegaconf import OmegaConf
 
 
 def rates() -> Dict[str, float]:
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    big = torch.ones(2**28)  # 1 GiB of float32
-    return {
-        "flops": 2 * 2048**3 / best_time(lambda: a @ b, 5),
-        "bytes": big.numel() * 4 / best_time(big.sum, 5),
-    }
+    """This CPU's float32 matmul FLOP/s and memory read bytes/s, as the benchmarks measure."""
+    return {"flops": matmul_peak(torch.float32), "bytes": read_bandwidth(1.0)}
 
 
 STAGES = ("training", "scoring", "after_scoring")
@@ -48,25 +45,25 @@ class Shape:
     """The model's sizes that the counts need."""
 
     def __init__(self, model):
-        c = model.config
+        c, params = model.config, sum(p.numel() for p in model.parameters())
         self.head = c.vocab_size * c.hidden_size
-        self.decoder = sum(p.numel() for p in model.parameters()) - self.head  # tied embedding
+        self.decoder = params - self.head  # the embedding is tied to the head
         self.attention = 4 * c.hidden_size * c.num_hidden_layers
-        self.bytes = sum(p.numel() for p in model.parameters()) * 4
+        self.bytes = params * 4  # float32
 
 
 def group_counts(seqs) -> Dict[str, int]:
-    """Tokens, attended (token, seen token) pairs and scored tokens of sequences that share
-    their common start (one packed row)."""
-    from sso_exp.data.packing import common_prefix
+    """Tokens, attended (token, seen token) pairs and scored tokens of sequences packed into
+    one row as training and scoring pack them (one row: no padding, so any pad id)."""
+    from sso_exp.data.packing import pack
 
-    shared = min(common_prefix([s.ids for s in seqs]), min(s.n_prompt for s in seqs))
-    seen = shared * (shared + 1) // 2
-    tokens = shared
-    for s in seqs:
-        tokens += len(s.ids) - shared
-        seen += sum(p + 1 for p in range(shared, len(s.ids)))
-    return {"tokens": tokens, "seen": seen, "scored": sum(len(s.ids) - s.n_prompt for s in seqs)}
+    row = pack(seqs, [list(range(len(seqs)))], pad_id=0)
+    positions = row["position_ids"][0]
+    return {
+        "tokens": len(positions),
+        "seen": int((positions + 1).sum()),
+        "scored": len(row["targets"]),
+    }
 
 
 def forward_flops(shape: Shape, groups: Sequence[Sequence]) -> Dict[str, float]:
@@ -83,15 +80,12 @@ def forward_flops(shape: Shape, groups: Sequence[Sequence]) -> Dict[str, float]:
 
 
 def by_prompt(encoded: Dict[str, List], names: Sequence[str]) -> List[List]:
-    """Per record, its named sequences grouped by prompt (as scoring packs them)."""
-    groups = []
-    for i in range(len(encoded[names[0]])):
-        mine: Dict[tuple, List] = {}
-        for n in names:
-            s = encoded[n][i]
-            mine.setdefault(tuple(s.ids[: s.n_prompt]), []).append(s)
-        groups += list(mine.values())
-    return groups
+    """Each record's named sequences grouped by prompt, as scoring packs them."""
+    from sso_exp.data.packing import prompt_groups
+
+    lists = [encoded[n] for n in names]
+    flat = [s for seqs in lists for s in seqs]
+    return [[flat[k] for k in group] for group in prompt_groups(lists)]
 
 
 def compute_floor(cfg, tok, shape: Shape, records: List[Dict], rate: Dict[str, float]):
@@ -121,7 +115,8 @@ def sampling_floor(cfg, tok, shape: Shape, generated: List[Dict], rate: Dict[str
     for rec in generated:
         for system, answer in (("p_system", "chosen"), ("n_system", "rejected"), (None, "raw")):
             prompt = chat_prompt(tok, rec[system] if system else None, rec["instruction"])
-            rows.append((len(tok(prompt).input_ids), len(tok(rec[answer]).input_ids) + 1))
+            prompt_tokens = len(tok(prompt, add_special_tokens=False).input_ids)
+            rows.append((prompt_tokens, generated_tokens(tok, [rec[answer]])))
     rows.sort()
     seconds = sum(p for p, _ in rows) * 2 * shape.decoder / rate["flops"]
     size = cfg.generation.batch_size

@@ -123,25 +123,14 @@ def profiled(label: str, fn: Callable[[], object]) -> None:
         print(f"  {e.key:<40} {100 * e.self_cpu_time_total / total:5.1f}%  x{e.count}")
 
 
-def matmul_peak(n: int = 2048, reps: int = 5) -> float:
-    """FLOP/s of the best of `reps` float32 n x n matmuls: the practical peak here."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = min(_timed(lambda: a @ b) for _ in range(reps))
-    return 2 * n**3 / best
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=256, help="tokens per training sequence")
     parser.add_argument("--prompts", type=int, default=24, help="prompts sampled in one batch")
     parser.add_argument("--new-tokens", type=int, default=32)
     opts = parser.parse_args()
+    from bench_step import matmul_peak  # scripts/, beside this one
+
     from sso_exp.config import compose
     from sso_exp.data.encoding import Encoded
     from sso_exp.data.packing import pack
@@ -174,7 +163,7 @@ def main() -> None:
     )
     scoring = lambda: score(model, seqs, tok.pad_token_id, 6, None, cfg.trainer.logps_chunk, groups)  # noqa: E731
     print(f"machine: {describe_machine()}; torch kernels {torch.backends.cpu.get_cpu_capability()}")
-    print(f"a 2048 x 2048 float32 matmul here: {matmul_peak() / 1e9:.0f} GFLOP/s")
+    print(f"a 2048 x 2048 float32 matmul here: {matmul_peak(torch.float32) / 1e9:.0f} GFLOP/s")
     profiled(f"training micro-batch (6 x {opts.tokens} tokens, fwd+bwd)", train_step)
     model.gradient_checkpointing_disable()
     model.gradient_checkpointing_enable = lambda **_: None  # the same step, layer inputs kept
