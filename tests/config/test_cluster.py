@@ -3,6 +3,7 @@ trainer, and what would fail or run wrong on a cluster (a shape that disagrees w
 trainer's, a partition the cluster needs, a store other nodes cannot share) is refused
 before any job is submitted. Slurm's commands are stand-ins written by the test."""
 
+import os
 import stat
 
 import pytest
@@ -33,7 +34,7 @@ def slurm(tmp_path, monkeypatch):
         script = bin_dir / name
         script.write_text(f"#!/bin/sh\n{body}\n")
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     return listing
 
 
